@@ -1,0 +1,31 @@
+"""Launch table for the norm kernels: tile shape and warps from the row width, per arch family."""
+from typing import Tuple
+
+import triton
+
+from . import WARP_SIZE, LaunchConfig
+
+# Rows up to this width stay in registers (one read, one write); wider rows take two passes.
+# 32768 spills on gfx942/gfx950 (16 warps x 64 lanes hold 32 fp32 a lane): the gate caught it.
+SINGLE_PASS_MAX_N = 16384
+LOOP_BLOCK_N = 4096
+# Smallest tile width; every power of two from here to SINGLE_PASS_MAX_N is a shipped variant.
+MIN_BLOCK_N = 64
+BLOCK_N_BUCKETS = tuple(1 << i for i in range(6, 15))
+
+
+def norm_tile(hidden: int) -> Tuple[int, int, bool]:
+    """(BLOCK_M, BLOCK_N, single_pass) for a row of `hidden` elements."""
+    block_n = max(MIN_BLOCK_N, triton.next_power_of_2(max(hidden, 1)))
+    if block_n > SINGLE_PASS_MAX_N:
+        return 1, LOOP_BLOCK_N, False
+    # Several short rows per program so each program still moves a few KiB.
+    block_m = max(1, min(16, 2048 // block_n))
+    return block_m, block_n, True
+
+
+def norm_config(family: str, block_m: int, block_n: int) -> LaunchConfig:
+    """About 8 elements (16 bytes of bf16) per thread per load, 1..16 warps."""
+    elems = block_m * block_n
+    num_warps = max(1, min(16, elems // (WARP_SIZE[family] * 8)))
+    return LaunchConfig(num_warps=num_warps, num_stages=1)
