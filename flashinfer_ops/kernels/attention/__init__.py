@@ -1,0 +1,1 @@
+"""Attention, split by phase: decode.py, prefill.py."""
