@@ -403,7 +403,7 @@ def chain_speculative_kernel(
         cols = start + offs
         valid = cols < vocab
         t = tl.load(trow + cols, mask=valid, other=0.0).to(tl.float32)
-        dq = tl.load(drow + cols, mask=valid & rejected, other=0.0).to(tl.float32)
+        dq = tl.load(drow + cols, mask=valid & ((cols * 0 + pos) < n_spec), other=0.0).to(tl.float32)
         tot_relu += tl.sum(tl.maximum(t - dq, 0.0))
         tot_t += tl.sum(tl.maximum(t, 0.0))
     use_relu = rejected & (tot_relu > 0.0)
@@ -416,7 +416,7 @@ def chain_speculative_kernel(
         cols = start + offs
         valid = cols < vocab
         t = tl.load(trow + cols, mask=valid, other=0.0).to(tl.float32)
-        dq = tl.load(drow + cols, mask=valid & use_relu, other=0.0).to(tl.float32)
+        dq = tl.load(drow + cols, mask=valid & ((cols * 0 + use_relu.to(tl.int32)) != 0), other=0.0).to(tl.float32)
         w = tl.where(valid, tl.maximum(t - dq, 0.0), 0.0)
         c = tl.cumsum(w, 0) + run
         hit = tl.min(tl.where((c > u) & (w > 0.0), cols, 2147483647))

@@ -23,18 +23,16 @@ fresh-generator-per-call behaviour, spec §17 row 6, is deliberately not copied)
   generator (two tiny fills, no host sync). The generator's offset is then advanced on the host by
   the increment, exactly as FlashInfer does, and the kernel advances the device offset by the same
   amount, so the two stay equal and steady-state calls launch nothing extra.
-* CUDA-graph capture: the captured kernels read and advance the device pair, so every replay draws
-  fresh numbers; the host generator is not touched. After ``torch.manual_seed(s)`` the next eager
-  sampling call (e.g. the warm-up before a capture) re-syncs the pair, so the same seed gives the
-  same sequence of replays; replays alone never re-read the host generator.
-* ``torch.compile``: the traced graph reads and advances the same device pair (created on first
-  eager use; a function compiled before any eager call on that device starts from a pair seeded
-  from the generator at trace time).
+* CUDA-graph capture and ``torch.compile`` tracing: the seed is drawn by PyTorch's own RNG on the
+  device (``torch.randint(..., generator=generator)``, one tiny kernel) and the offset is a fresh
+  zero tensor. PyTorch's graph-safe Philox bookkeeping then gives fresh numbers on every replay
+  (and on every call of a compiled function), and ``torch.manual_seed(s)`` before a series of
+  replays reproduces the series. An explicit generator inside a capture must be registered with
+  the graph (``graph.register_generator_state(generator)``), as for any PyTorch RNG op.
 
-On CPU tensors the CPU kernels (flashinfer_ops/reference/sampling.py) draw from a torch.Generator
-seeded from ``(seed, offset)``; the facade takes ``seed`` from the CPU generator
-(``torch.randint(..., generator=generator)``) and ``offset = 0``, so ``torch.manual_seed`` reproduces
-CPU runs too.
+On CPU tensors the facade takes the seed the same way from the CPU generator (offset 0) and the CPU
+kernels (flashinfer_ops/reference/sampling.py) draw from a torch.Generator seeded from
+``(seed, offset)``, so ``torch.manual_seed`` reproduces CPU runs too.
 """
 from __future__ import annotations
 
@@ -82,14 +80,19 @@ def _busy() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
+def _fresh_seed(device: torch.device, generator: Optional[torch.Generator]):
+    """A seed drawn by PyTorch's own RNG (graph-safe and traceable) and a zero offset."""
+    if generator is None:
+        seed = torch.randint(0, 1 << 62, (1,), dtype=torch.int64, device=device)
+    else:
+        seed = torch.randint(0, 1 << 62, (1,), dtype=torch.int64, device=device, generator=generator)
+    return seed, torch.zeros(1, dtype=torch.int64, device=device)
+
+
 def _seed_offset(device: torch.device, generator: Optional[torch.Generator], increment: int):
     """The (seed, offset) tensors for one op call on `device` (see the module docstring)."""
-    if device.type != "cuda":
-        if torch.compiler.is_compiling() and generator is None:
-            seed = torch.randint(0, 1 << 62, (1,), dtype=torch.int64, device=device)
-        else:
-            seed = torch.randint(0, 1 << 62, (1,), dtype=torch.int64, device=device, generator=generator)
-        return seed, torch.zeros(1, dtype=torch.int64, device=device)
+    if device.type != "cuda" or _busy():
+        return _fresh_seed(device, generator)
     index = device.index if device.index is not None else torch.cuda.current_device()
     device = torch.device("cuda", index)
     gen = generator if generator is not None else torch.cuda.default_generators[index]
@@ -100,8 +103,6 @@ def _seed_offset(device: torch.device, generator: Optional[torch.Generator], inc
         _RNG[key] = st
         ticket(device)
         f32_dummy(device)
-    if _busy():
-        return st.seed, st.offset
     state = (gen.initial_seed(), gen.get_offset())
     if state != st.mirror:
         st.seed.fill_(_signed64(state[0]))
