@@ -248,109 +248,72 @@ def softmax_kernel(
 
 
 @triton.jit
-def threshold_filter_kernel(
-    out_ptr, x_ptr, arr_ptr, vocab, stride_x, stride_out, k_val, p_val, has_arr,
-    IS_TOPP: tl.constexpr, IS_MASK: tl.constexpr,
+def top_p_renorm_kernel(
+    out_ptr, x_ptr, arr_ptr, vocab, stride_x, stride_out, p_val, has_arr,
     MAX_ITERS: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Exact top-k / top-p threshold by bisection over int32 keys, then renorm (or -inf mask).
-
-    top-k: T = the k-th largest key (ties kept); keep key >= T.
-    top-p: T = the smallest key whose strictly-larger mass is < p; keep key >= T."""
+    """Top-p renormalisation. T = the smallest key whose strictly-larger mass is < p, found by
+    bisection over int32 keys; each pass also finds m1, the smallest key above the lower bound, and
+    stops as soon as m1 is in the nucleus (then T = m1). Keep key >= T, divide by the kept mass."""
     row = tl.program_id(0).to(tl.int64)
     xrow = x_ptr + row * stride_x
     offs = tl.arange(0, BLOCK)
-    MINK: tl.constexpr = -2147483648
     MAXK: tl.constexpr = 2147483647
     lo = tl.zeros([], dtype=tl.int64) - 2147483649
     hi = tl.zeros([], dtype=tl.int64) + 2147483648
     found = tl.zeros([], dtype=tl.int32)
-    thr = tl.zeros([], dtype=tl.int64) + MINK
-    if IS_TOPP:
-        p = tl.zeros([], dtype=tl.float32) + p_val
-        if has_arr != 0:
-            p = tl.load(arr_ptr + row)
-    else:
-        k = tl.zeros([], dtype=tl.int32) + k_val
-        if has_arr != 0:
-            k = tl.load(arr_ptr + row)
-        if (k <= 0) | (k >= vocab):
-            found = found + 1
-        cnt_hi = tl.zeros([], dtype=tl.int32)
+    thr = tl.zeros([], dtype=tl.int64) - 2147483648
+    p = tl.zeros([], dtype=tl.float32) + p_val
+    if has_arr != 0:
+        p = tl.load(arr_ptr + row)
     it = 0
     while (found == 0) & (it < MAX_ITERS):
         mid = lo + (hi - lo) // 2
-        if IS_TOPP:
-            f_lo = 0.0
-            f_mid = 0.0
-            m1 = tl.zeros([], dtype=tl.int32) + MAXK
-            mass1 = 0.0
-            c1 = tl.zeros([], dtype=tl.int32)
-        else:
-            cnt_mid = tl.zeros([], dtype=tl.int32)
-            m2 = tl.zeros([], dtype=tl.int32) + MINK
-            c2 = tl.zeros([], dtype=tl.int32)
+        f_lo = 0.0
+        f_mid = 0.0
+        m1 = tl.zeros([], dtype=tl.int32) + MAXK
+        mass1 = 0.0
+        c1 = tl.zeros([], dtype=tl.int32)
         for start in range(0, vocab, BLOCK):
             cols = start + offs
             valid = cols < vocab
             x = tl.load(xrow + cols, mask=valid, other=0.0).to(tl.float32)
             key = _key(x)
-            if IS_TOPP:
-                above = valid & (key > lo)
-                f_lo += tl.sum(tl.where(above, x, 0.0))
-                f_mid += tl.sum(tl.where(valid & (key > mid), x, 0.0))
-                bm = tl.min(tl.where(above, key, MAXK))
-                eq = above & (key == bm)
-                bc = tl.sum(eq.to(tl.int32))
-                bmass = tl.sum(tl.where(eq, x, 0.0))
-                lt = bm < m1
-                same = (bm == m1) & (bc > 0)
-                c1 = tl.where(lt, bc, tl.where(same, c1 + bc, c1))
-                mass1 = tl.where(lt, bmass, tl.where(same, mass1 + bmass, mass1))
-                m1 = tl.where(lt, bm, m1)
-            else:
-                cnt_mid += tl.sum((valid & (key >= mid)).to(tl.int32))
-                below = valid & (key < hi)
-                bm = tl.max(tl.where(below, key, MINK))
-                eq = below & (key == bm)
-                bc = tl.sum(eq.to(tl.int32))
-                gt = bm > m2
-                same = (bm == m2) & (bc > 0)
-                c2 = tl.where(gt, bc, tl.where(same, c2 + bc, c2))
-                m2 = tl.where(gt, bm, m2)
-        if IS_TOPP:
-            if c1 == 0:
-                found = found + 1
-                thr = thr * 0 + MAXK
-            elif f_lo - mass1 < p:
-                found = found + 1
-                thr = m1.to(tl.int64)
-            else:
-                lo = tl.maximum(m1.to(tl.int64), tl.where(f_mid >= p, mid, lo))
-                hi = tl.where(f_mid >= p, hi, tl.minimum(hi, mid))
+            above = valid & (key > lo)
+            f_lo += tl.sum(tl.where(above, x, 0.0))
+            f_mid += tl.sum(tl.where(valid & (key > mid), x, 0.0))
+            bm = tl.min(tl.where(above, key, MAXK))
+            eq = above & (key == bm)
+            bc = tl.sum(eq.to(tl.int32))
+            bmass = tl.sum(tl.where(eq, x, 0.0))
+            lt = bm < m1
+            same = (bm == m1) & (bc > 0)
+            c1 = tl.where(lt, bc, tl.where(same, c1 + bc, c1))
+            mass1 = tl.where(lt, bmass, tl.where(same, mass1 + bmass, mass1))
+            m1 = tl.where(lt, bm, m1)
+        if c1 == 0:
+            found = found + 1
+            thr = thr * 0 + MAXK
+        elif f_lo - mass1 < p:
+            found = found + 1
+            thr = m1.to(tl.int64)
         else:
-            if c2 == 0:
-                found = found + 1
-                thr = hi
-            elif cnt_hi + c2 >= k:
-                found = found + 1
-                thr = m2.to(tl.int64)
-            else:
-                hi = m2.to(tl.int64)
-                cnt_hi = cnt_hi + c2
-                if cnt_mid >= k:
-                    lo = mid
-                elif mid < hi:
-                    hi = mid
-                    cnt_hi = cnt_mid
+            lo = tl.maximum(m1.to(tl.int64), tl.where(f_mid >= p, mid, lo))
+            hi = tl.where(f_mid >= p, hi, tl.minimum(hi, mid))
         it += 1
+    _write_filtered(out_ptr + row * stride_out, xrow, vocab, thr, False, BLOCK)
+
+
+@triton.jit
+def _write_filtered(orow, xrow, vocab, thr, IS_MASK: tl.constexpr, BLOCK: tl.constexpr):
+    """Keep key >= thr: logits stay (others -inf), or probabilities renormalised (others 0)."""
+    offs = tl.arange(0, BLOCK)
     if IS_MASK:
         for start in range(0, vocab, BLOCK):
             cols = start + offs
             valid = cols < vocab
             x = tl.load(xrow + cols, mask=valid, other=0.0).to(tl.float32)
-            y = tl.where(_key(x) >= thr, x, float("-inf"))
-            tl.store(out_ptr + row * stride_out + cols, y, mask=valid)
+            tl.store(orow + cols, tl.where(_key(x) >= thr, x, float("-inf")), mask=valid)
     else:
         kept = 0.0
         for start in range(0, vocab, BLOCK):
@@ -363,8 +326,53 @@ def threshold_filter_kernel(
             cols = start + offs
             valid = cols < vocab
             x = tl.load(xrow + cols, mask=valid, other=0.0).to(tl.float32)
-            y = tl.where(_key(x) >= thr, x * inv, 0.0)
-            tl.store(out_ptr + row * stride_out + cols, y, mask=valid)
+            tl.store(orow + cols, tl.where(_key(x) >= thr, x * inv, 0.0), mask=valid)
+
+
+@triton.jit
+def _radix_digit(xrow, vocab, prefix, remaining, PMASK: tl.constexpr, SHIFT: tl.constexpr, BLOCK: tl.constexpr):
+    """One radix-select step over the row: among keys whose high bits equal `prefix`, histogram
+    the next 8-bit digit and pick the digit holding the `remaining`-th largest. Returns the
+    extended prefix and the rank left inside the chosen digit."""
+    offs = tl.arange(0, BLOCK)
+    bins = tl.arange(0, 256)
+    hist = tl.zeros([256], dtype=tl.int32)
+    for start in range(0, vocab, BLOCK):
+        cols = start + offs
+        valid = cols < vocab
+        x = tl.load(xrow + cols, mask=valid, other=0.0).to(tl.float32)
+        u = _key(x) ^ -2147483648  # unsigned order in int32 bits
+        match = valid & ((u & PMASK) == prefix)
+        digit = (u >> SHIFT) & 255
+        hist += tl.histogram(digit, 256, mask=match)
+    suffix = tl.sum(hist) - tl.cumsum(hist, 0) + hist  # keys with digit >= b
+    chosen = tl.max(tl.where(suffix >= remaining, bins, -1))
+    above = tl.sum(tl.where(bins > chosen, hist, 0))
+    return prefix | (chosen << SHIFT), remaining - above
+
+
+@triton.jit
+def top_k_filter_kernel(
+    out_ptr, x_ptr, arr_ptr, vocab, stride_x, stride_out, k_val, has_arr,
+    IS_MASK: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Top-k renormalisation / logits mask: the exact k-th largest key by a 4-pass radix select
+    (8 bits a pass, histograms of the order-preserving key), ties kept; k <= 0 or k >= vocab keeps
+    every token."""
+    row = tl.program_id(0).to(tl.int64)
+    xrow = x_ptr + row * stride_x
+    k = tl.zeros([], dtype=tl.int32) + k_val
+    if has_arr != 0:
+        k = tl.load(arr_ptr + row)
+    thr = tl.zeros([], dtype=tl.int32) + (-2147483648)
+    if (k > 0) & (k < vocab):
+        prefix = tl.zeros([], dtype=tl.int32)
+        prefix, rem = _radix_digit(xrow, vocab, prefix, k, 0, 24, BLOCK)
+        prefix, rem = _radix_digit(xrow, vocab, prefix, rem, -16777216, 16, BLOCK)
+        prefix, rem = _radix_digit(xrow, vocab, prefix, rem, -65536, 8, BLOCK)
+        prefix, rem = _radix_digit(xrow, vocab, prefix, rem, -256, 0, BLOCK)
+        thr = prefix ^ -2147483648
+    _write_filtered(out_ptr + row * stride_out, xrow, vocab, thr, IS_MASK, BLOCK)
 
 
 @triton.jit

@@ -6,7 +6,9 @@ import triton
 
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
-from ..configs.sampling import BLOCK, NB_BUCKETS, SPEC_BLOCK, row_block, sampler_tile, sampling_config, spec_block
+from ..configs.sampling import (
+    BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SPEC_BLOCK, row_block, sampler_tile, sampling_config, spec_block,
+)
 from ..fake import sampling as contract
 from ..kernels import sampling as K
 from ..reference import sampling as ref
@@ -109,7 +111,7 @@ def softmax_cuda(out, logits, maybe_temperature_arr, temperature_val):
     rows, vocab = logits.shape
     if rows == 0 or vocab == 0:
         return
-    block = row_block()
+    block = row_block(vocab)
     K.softmax_kernel[(rows,)](
         out, logits, maybe_temperature_arr if maybe_temperature_arr is not None else out,
         float(temperature_val), vocab, logits.stride(0), out.stride(0), int(maybe_temperature_arr is not None),
@@ -117,31 +119,38 @@ def softmax_cuda(out, logits, maybe_temperature_arr, temperature_val):
     )
 
 
-def _launch_filter(out, x, arr, k_val, p_val, is_topp, is_mask):
-    rows, vocab = x.shape
+def top_p_renorm_probs_cuda(renorm_probs, probs, maybe_top_p_arr, top_p_val):
+    contract.check_top_p_renorm(renorm_probs, probs, maybe_top_p_arr, top_p_val)
+    rows, vocab = probs.shape
     if rows == 0 or vocab == 0:
         return
-    block = row_block()
-    K.threshold_filter_kernel[(rows,)](
-        out, x, arr if arr is not None else (out if is_topp else ticket(x.device)), vocab, x.stride(0), out.stride(0), int(k_val), float(p_val),
-        int(arr is not None), IS_TOPP=is_topp, IS_MASK=is_mask, MAX_ITERS=MAX_ITERS, BLOCK=block,
-        **_opts(x.device, block),
+    block = row_block(vocab)
+    K.top_p_renorm_kernel[(rows,)](
+        renorm_probs, probs, maybe_top_p_arr if maybe_top_p_arr is not None else renorm_probs, vocab, probs.stride(0),
+        renorm_probs.stride(0), float(top_p_val), int(maybe_top_p_arr is not None), MAX_ITERS=MAX_ITERS, BLOCK=block,
+        **_opts(probs.device, block),
     )
 
 
-def top_p_renorm_probs_cuda(renorm_probs, probs, maybe_top_p_arr, top_p_val):
-    contract.check_top_p_renorm(renorm_probs, probs, maybe_top_p_arr, top_p_val)
-    _launch_filter(renorm_probs, probs, maybe_top_p_arr, 0, top_p_val, True, False)
+def _launch_top_k(out, x, arr, k_val, is_mask):
+    rows, vocab = x.shape
+    if rows == 0 or vocab == 0:
+        return
+    block = row_block(vocab)
+    K.top_k_filter_kernel[(rows,)](
+        out, x, arr if arr is not None else ticket(x.device), vocab, x.stride(0), out.stride(0), int(k_val),
+        int(arr is not None), IS_MASK=is_mask, BLOCK=block, **_opts(x.device, block),
+    )
 
 
 def top_k_renorm_probs_cuda(renorm_probs, probs, maybe_top_k_arr, top_k_val):
     contract.check_top_k_renorm(renorm_probs, probs, maybe_top_k_arr, top_k_val)
-    _launch_filter(renorm_probs, probs, maybe_top_k_arr, top_k_val, 0.0, False, False)
+    _launch_top_k(renorm_probs, probs, maybe_top_k_arr, top_k_val, False)
 
 
 def top_k_mask_logits_cuda(mask_logits, logits, maybe_top_k_arr, top_k_val):
     contract.check_top_k_mask_logits(mask_logits, logits, maybe_top_k_arr, top_k_val)
-    _launch_filter(mask_logits, logits, maybe_top_k_arr, top_k_val, 0.0, False, True)
+    _launch_top_k(mask_logits, logits, maybe_top_k_arr, top_k_val, True)
 
 
 def chain_speculative_sampling_cuda(output_token_ids, output_accepted_token_num, output_emitted_draft_token_num,
@@ -275,45 +284,49 @@ def _register_variants():
 
     for dtype in _DIST:
         dt = TRITON_DTYPE[dtype]
-        for nb in NB_BUCKETS:
-            for mode, mname in ((K.MODE_PLAIN, "plain"), (K.MODE_TOP_P, "top_p"), (K.MODE_TOP_K, "top_k"),
-                                (K.MODE_JOINT, "joint"), (K.MODE_MIN_P, "min_p")):
-                sig = {"out_ptr": "*i32", "probs_ptr": f"*{dt}", "idx_ptr": "*i32", "k_arr_ptr": "*i32",
-                       "p_arr_ptr": "*fp32", "seed_ptr": "*i64", "offset_ptr": "*i64", "ticket_ptr": "*i32",
-                       "n_out": "i32", "vocab": "i32", "stride_row": "i32", "k_val": "i32", "p_val": "fp32",
-                       "inc": "i64", "has_indices": "i32", "has_k_arr": "i32", "has_p_arr": "i32",
-                       "MODE": "constexpr", "MAX_ROUNDS": "constexpr", "BLOCK": "constexpr", "NB": "constexpr"}
+        for block in (SAMPLER_BLOCK, SMALL_BLOCK):
+            for nb in NB_BUCKETS[block]:
+                for mode, mname in ((K.MODE_PLAIN, "plain"), (K.MODE_TOP_P, "top_p"), (K.MODE_TOP_K, "top_k"),
+                                    (K.MODE_JOINT, "joint"), (K.MODE_MIN_P, "min_p")):
+                    sig = {"out_ptr": "*i32", "probs_ptr": f"*{dt}", "idx_ptr": "*i32", "k_arr_ptr": "*i32",
+                           "p_arr_ptr": "*fp32", "seed_ptr": "*i64", "offset_ptr": "*i64", "ticket_ptr": "*i32",
+                           "n_out": "i32", "vocab": "i32", "stride_row": "i32", "k_val": "i32", "p_val": "fp32",
+                           "inc": "i64", "has_indices": "i32", "has_k_arr": "i32", "has_p_arr": "i32",
+                           "MODE": "constexpr", "MAX_ROUNDS": "constexpr", "BLOCK": "constexpr", "NB": "constexpr"}
+                    register_variant(KernelVariant(
+                        kernel="sampling.sample_probs_kernel", variant=f"{mname}_{dt}_b{block}_nb{nb}",
+                        fn=K.sample_probs_kernel, signature=sig,
+                        constexprs=dict(MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb), options=opts(block)))
+                sig = {"out_ptr": "*i32", "logits_ptr": f"*{dt}", "idx_ptr": "*i32", "seed_ptr": "*i64",
+                       "offset_ptr": "*i64", "ticket_ptr": "*i32", "n_out": "i32", "vocab": "i32",
+                       "stride_row": "i32", "inc": "i64", "has_indices": "i32", "BLOCK": "constexpr", "NB": "constexpr"}
                 register_variant(KernelVariant(
-                    kernel="sampling.sample_probs_kernel", variant=f"{mname}_{dt}_nb{nb}", fn=K.sample_probs_kernel,
-                    signature=sig, constexprs=dict(MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=BLOCK, NB=nb),
-                    options=opts(BLOCK)))
-            sig = {"out_ptr": "*i32", "logits_ptr": f"*{dt}", "idx_ptr": "*i32", "seed_ptr": "*i64",
-                   "offset_ptr": "*i64", "ticket_ptr": "*i32", "n_out": "i32", "vocab": "i32", "stride_row": "i32",
-                   "inc": "i64", "has_indices": "i32", "BLOCK": "constexpr", "NB": "constexpr"}
+                    kernel="sampling.sample_logits_kernel", variant=f"{dt}_b{block}_nb{nb}", fn=K.sample_logits_kernel,
+                    signature=sig, constexprs=dict(BLOCK=block, NB=nb), options=opts(block)))
+        for block in (BIG_BLOCK, SMALL_BLOCK):
+            sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
+                   "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "BLOCK": "constexpr"}
+            register_variant(KernelVariant(kernel="sampling.softmax_kernel", variant=f"{dt}_b{block}", fn=K.softmax_kernel,
+                                           signature=sig, constexprs=dict(BLOCK=block), options=opts(block)))
+            sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "arr_ptr": "*fp32", "vocab": "i32", "stride_x": "i32",
+                   "stride_out": "i32", "p_val": "fp32", "has_arr": "i32", "MAX_ITERS": "constexpr", "BLOCK": "constexpr"}
             register_variant(KernelVariant(
-                kernel="sampling.sample_logits_kernel", variant=f"{dt}_nb{nb}", fn=K.sample_logits_kernel,
-                signature=sig, constexprs=dict(BLOCK=BLOCK, NB=nb), options=opts(BLOCK)))
-        sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
-               "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "BLOCK": "constexpr"}
-        register_variant(KernelVariant(kernel="sampling.softmax_kernel", variant=dt, fn=K.softmax_kernel,
-                                       signature=sig, constexprs=dict(BLOCK=BLOCK), options=opts(BLOCK)))
-        for name, topp, mask in (("top_p_renorm", True, False), ("top_k_renorm", False, False),
-                                 ("top_k_mask", False, True)):
-            sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "arr_ptr": "*fp32" if topp else "*i32", "vocab": "i32",
-                   "stride_x": "i32", "stride_out": "i32", "k_val": "i32", "p_val": "fp32", "has_arr": "i32",
-                   "IS_TOPP": "constexpr", "IS_MASK": "constexpr", "MAX_ITERS": "constexpr", "BLOCK": "constexpr"}
-            register_variant(KernelVariant(
-                kernel="sampling.threshold_filter_kernel", variant=f"{name}_{dt}", fn=K.threshold_filter_kernel,
-                signature=sig, constexprs=dict(IS_TOPP=topp, IS_MASK=mask, MAX_ITERS=MAX_ITERS, BLOCK=BLOCK),
-                options=opts(BLOCK)))
-        for ids in ("i32",):
-            sig = {"out_ptr": "*i32", "acc_ptr": "*i32", "emit_ptr": "*i32", "dprobs_ptr": f"*{dt}",
-                   "dids_ptr": f"*{ids}", "tprobs_ptr": f"*{dt}", "seed_ptr": "*i64", "offset_ptr": "*i64",
-                   "ticket_ptr": "*i32", "batch": "i32", "n_spec": "i32", "vocab": "i32", "s_d0": "i32", "s_d1": "i32",
-                   "s_i0": "i32", "s_t0": "i32", "s_t1": "i32", "s_o0": "i32", "inc": "i64", "BLOCK": "constexpr"}
-            register_variant(KernelVariant(
-                kernel="sampling.chain_speculative_kernel", variant=f"{dt}_{ids}", fn=K.chain_speculative_kernel,
-                signature=sig, constexprs=dict(BLOCK=SPEC_BLOCK), options=opts(SPEC_BLOCK)))
+                kernel="sampling.top_p_renorm_kernel", variant=f"{dt}_b{block}", fn=K.top_p_renorm_kernel, signature=sig,
+                constexprs=dict(MAX_ITERS=MAX_ITERS, BLOCK=block), options=opts(block)))
+            for name, mask in (("renorm", False), ("mask", True)):
+                sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "arr_ptr": "*i32", "vocab": "i32", "stride_x": "i32",
+                       "stride_out": "i32", "k_val": "i32", "has_arr": "i32", "IS_MASK": "constexpr",
+                       "BLOCK": "constexpr"}
+                register_variant(KernelVariant(
+                    kernel="sampling.top_k_filter_kernel", variant=f"{name}_{dt}_b{block}", fn=K.top_k_filter_kernel,
+                    signature=sig, constexprs=dict(IS_MASK=mask, BLOCK=block), options=opts(block)))
+        sig = {"out_ptr": "*i32", "acc_ptr": "*i32", "emit_ptr": "*i32", "dprobs_ptr": f"*{dt}",
+               "dids_ptr": "*i32", "tprobs_ptr": f"*{dt}", "seed_ptr": "*i64", "offset_ptr": "*i64",
+               "ticket_ptr": "*i32", "batch": "i32", "n_spec": "i32", "vocab": "i32", "s_d0": "i32", "s_d1": "i32",
+               "s_i0": "i32", "s_t0": "i32", "s_t1": "i32", "s_o0": "i32", "inc": "i64", "BLOCK": "constexpr"}
+        register_variant(KernelVariant(
+            kernel="sampling.chain_speculative_kernel", variant=dt, fn=K.chain_speculative_kernel,
+            signature=sig, constexprs=dict(BLOCK=SPEC_BLOCK), options=opts(SPEC_BLOCK)))
 
 
 _register_variants()
