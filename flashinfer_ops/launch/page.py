@@ -1,4 +1,6 @@
 """CUDA-key (Triton) and CPU-key (reference) implementations of the paged KV-cache append ops."""
+import functools
+
 import torch
 import triton
 
@@ -23,6 +25,12 @@ def _psh(cache, layout):
     return cache.stride(0), cache.stride(2), cache.stride(1)
 
 
+@functools.lru_cache(maxsize=256)
+def _plan(family: str, d: int):
+    block_d = append_block_d(d)
+    return block_d, append_config(family, block_d).options(family)
+
+
 def launch_append(k, v, k_cache, v_cache, batch_indices, positions, kv_indices, kv_indptr, num_pages, page_size,
                   k_strides, v_strides, out_fmt=-1, scale=1.0):
     """Scatter k (optional) and v [nnz, H, D] (or [nnz, D]) into caches addressed by (page, slot,
@@ -33,8 +41,7 @@ def launch_append(k, v, k_cache, v_cache, batch_indices, positions, kv_indices, 
         return
     d_v = v.shape[-1]
     d_k = k.shape[-1] if k is not None else 0
-    block_d = append_block_d(max(d_k, d_v))
-    fam = arch_family(v.device)
+    block_d, options = _plan(arch_family(v.device), max(d_k, d_v))
     has_k = k is not None
     if not has_k:
         k, k_cache, k_strides = v, v_cache, v_strides
@@ -44,7 +51,7 @@ def launch_append(k, v, k_cache, v_cache, batch_indices, positions, kv_indices, 
         nnz, kv_indptr.shape[0] - 1, num_pages, page_size, d_k, d_v,
         *_th(k), *_th(v), *k_strides, *v_strides, float(scale),
         HAS_K=has_k, OUT_FMT=out_fmt, BLOCK_T=APPEND_BLOCK_T, BLOCK_D=block_d,
-        **append_config(fam, block_d).options(fam),
+        **options,
     )
 
 

@@ -1,4 +1,5 @@
 """CUDA-key (Triton) and CPU-key (reference) implementations of the RoPE ops."""
+import functools
 import math
 
 import torch
@@ -27,6 +28,13 @@ def _th(t):
     return t.stride(0), (t.stride(1) if t.dim() == 3 else 0)
 
 
+@functools.lru_cache(maxsize=256)
+def _plan(family: str, half: int):
+    """(BLOCK_T, BLOCK_HALF, launch options), cached: host time per call matters at decode sizes."""
+    block_t, block_half = rope_tile(half)
+    return block_t, block_half, rope_config(family, block_t, block_half).options(family)
+
+
 def launch_rope(q, k, q_out, k_out, qr, kr, qr_out, kr_out, rest_dim, pos, cache, half, mode, interleave,
                 out_fmt=-1, rope_scale=1.0, rope_theta=1e4, llama31_params=(1.0, 4.0, 8192.0), q_scale=1.0,
                 k_scale=1.0, paged=None):
@@ -37,9 +45,7 @@ def launch_rope(q, k, q_out, k_out, qr, kr, qr_out, kr_out, rest_dim, pos, cache
     hk = k.shape[1] if k.dim() == 3 else 1
     if nnz == 0:
         return
-    block_t, block_half = rope_tile(half)
-    fam = arch_family(q.device)
-    cfg = rope_config(fam, block_t, block_half)
+    block_t, block_half, options = _plan(arch_family(q.device), half)
     if paged is None:
         batch_idx = kvpos = indices = indptr = pos
         num_pages = batch_size = page_size = 1
@@ -59,7 +65,7 @@ def launch_rope(q, k, q_out, k_out, qr, kr, qr_out, kr_out, rest_dim, pos, cache
         1.0 / rope_scale, math.log2(rope_theta), float(lff), float(hff), float(ocl), float(q_scale), float(k_scale),
         MODE=mode, INTERLEAVE=interleave, OUT_FMT=out_fmt, PAGED_K=paged is not None,
         BLOCK_T=block_t, BLOCK_HALF=block_half, BLOCK_REST=REST_BLOCK,
-        **cfg.options(fam),
+        **options,
     )
 
 
