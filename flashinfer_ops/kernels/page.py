@@ -29,7 +29,7 @@ def _scatter(src_ptr, dst_ptr, src_row, dst_row, d, mask_t, scale, BLOCK_D: tl.c
             tl.store(dst_ptr + dst_row[:, None] + c[None, :], x, mask=m)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["nnz", "batch_size", "num_pages", "page_size"])
 def append_paged_kernel(
     k_ptr, v_ptr, kc_ptr, vc_ptr,
     batch_ptr, pos_ptr, indices_ptr, indptr_ptr,

@@ -61,7 +61,10 @@ def _rotate_heads(
             _store(or_ptr + or_row[:, None] + h * s_orh + r[None, :], v, rmask, scale, OUT_FMT)
 
 
-@triton.jit
+# Sizes are not specialised (one compile serves every token / head / page count); strides and the
+# rotary half-width are, so 16-element alignment still vectorises the loads.
+@triton.jit(do_not_specialize=["nnz", "n_q_heads", "n_k_heads", "heads_per_prog", "rest_dim", "num_pages",
+                               "batch_size", "page_size"])
 def rope_kernel(
     q_ptr, k_ptr, q_out_ptr, k_out_ptr,
     qr_ptr, kr_ptr, qr_out_ptr, kr_out_ptr,
