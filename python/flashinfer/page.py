@@ -67,6 +67,8 @@ def fp8_bytes(name: str, x: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
 
 
 def _as_index(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if t.dtype == torch.int32 and t.device == device and t.is_contiguous():
+        return t  # the common case, without dispatcher calls (host time matters at decode sizes)
     return t.to(device=device, dtype=torch.int32, non_blocking=True).contiguous()
 
 

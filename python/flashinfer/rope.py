@@ -14,6 +14,7 @@ import torch
 
 import flashinfer_ops  # noqa: F401  (registers torch.ops.flashinfer)
 from flashinfer_ops.aiter import amd_arch
+from flashinfer_ops.fake import page as _contract
 
 from .utils import TensorLayout, check_kv_layout, unpack_paged_kv_cache
 
@@ -133,6 +134,18 @@ def apply_llama31_rope_pos_ids_inplace(q: torch.Tensor, k: torch.Tensor, pos_ids
             old_context_len, True)
 
 
+def _check_cache_rows(positions: torch.Tensor, cos_sin_cache: torch.Tensor) -> None:
+    """Positions index rows of the cache; the kernel does not bound-check its reads, so check them
+    where that costs no device sync (CPU positions) or when FLASHINFER_CHECK_INPUTS=1."""
+    if torch.compiler.is_compiling() or positions.numel() == 0:
+        return
+    if positions.device.type == "cpu" or _contract.check_inputs_enabled():
+        lo, hi = int(positions.min()), int(positions.max())
+        if lo < 0 or hi >= cos_sin_cache.shape[0]:
+            raise ValueError(f"positions: expected values in [0, {cos_sin_cache.shape[0]}) (rows of cos_sin_cache), "
+                             f"got [{lo}, {hi}]")
+
+
 def _heads_view(name: str, x: torch.Tensor, head_size: int) -> torch.Tensor:
     if x.dim() == 3:
         return x
@@ -158,6 +171,7 @@ def apply_rope_with_cos_sin_cache(positions: torch.Tensor, query: torch.Tensor, 
         ``(query_out, key_out)`` with the input shapes.
     """
     q, k = _heads_view("query", query, head_size), _heads_view("key", key, head_size)
+    _check_cache_rows(positions, cos_sin_cache)
     q_out, k_out = torch.empty_like(q), torch.empty_like(k)
     _ops.apply_rope_with_cos_sin_cache.default(q_out, k_out, q, k, cos_sin_cache, positions, bool(is_neox))
     return q_out.view(query.shape), k_out.view(key.shape)
@@ -167,6 +181,7 @@ def apply_rope_with_cos_sin_cache_inplace(positions: torch.Tensor, query: torch.
                                           head_size: int, cos_sin_cache: torch.Tensor, is_neox: bool = True) -> None:
     r"""In-place :func:`apply_rope_with_cos_sin_cache` (writes ``query`` and ``key``)."""
     q, k = _heads_view("query", query, head_size), _heads_view("key", key, head_size)
+    _check_cache_rows(positions, cos_sin_cache)
     _ops.apply_rope_with_cos_sin_cache_inplace.default(q, k, cos_sin_cache, positions, bool(is_neox))
 
 
@@ -214,6 +229,7 @@ def rope_quantize_fp8(q_rope: torch.Tensor, k_rope: torch.Tensor, q_nope: Option
         ``(q_rope_out, k_rope_out, q_nope_out, k_nope_out)``.
     """
     dt = _fp8_dtype(quantize_dtype, q_rope_out, q_rope.device)
+    _check_cache_rows(pos_ids, cos_sin_cache)
     q_nope, k_nope = _nope(q_nope, q_rope), _nope(k_nope, k_rope)
     q_rope_out, k_rope_out = _out(q_rope_out, q_rope, dt), _out(k_rope_out, k_rope, dt)
     q_nope_out, k_nope_out = _out(q_nope_out, q_nope, dt), _out(k_nope_out, k_nope, dt)
@@ -269,6 +285,7 @@ def rope_quantize_fp8_append_paged_kv_cache(
     for name, t in (("k_cache", k_cache), ("v_cache", v_cache), ("q_rope_out", q_rope_out), ("q_nope_out", q_nope_out)):
         if t is not None and t.dtype != dt:
             raise ValueError(f"{name}: expected dtype {dt} (quantize_dtype), got {t.dtype}")
+    _check_cache_rows(pos_ids, cos_sin_cache)
     q_nope = _nope(q_nope, q_rope)
     k_nope = _nope(k_nope, k_rope)
     q_rope_out, q_nope_out = _out(q_rope_out, q_rope, dt), _out(q_nope_out, q_nope, dt)

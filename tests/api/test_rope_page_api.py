@@ -78,6 +78,17 @@ def test_cos_sin_cache_must_be_float32():
                                                  torch.randn(10, 64, dtype=torch.bfloat16, device=DEV))
 
 
+def test_cos_sin_cache_positions_checked_before_writing(monkeypatch):
+    monkeypatch.setenv("FLASHINFER_CHECK_INPUTS", "1")
+    q = torch.randn(3, 64, dtype=torch.bfloat16, device=DEV)
+    k = q.clone()
+    q0 = q.clone()
+    with pytest.raises(ValueError, match="positions"):
+        flashinfer.apply_rope_with_cos_sin_cache_inplace(torch.tensor([0, 1, 10], device=DEV), q, k, 64,
+                                                         torch.randn(10, 64, device=DEV))
+    assert torch.equal(q, q0)
+
+
 @pytest.mark.parametrize("case", ["rotary_dim", "dtype", "pos_len", "kdim", "offsets_dtype"])
 def test_rope_bad_input_raises_before_writing(case):
     q, k = _qk()
@@ -338,7 +349,7 @@ def _step_inputs(nnz=5):
     q = torch.randn(nnz, 4, 64, dtype=torch.bfloat16, device=DEV)
     k = torch.randn(nnz, 2, 64, dtype=torch.bfloat16, device=DEV)
     v = torch.randn(nnz, 2, 64, dtype=torch.bfloat16, device=DEV)
-    cache = torch.randn(32, 64, device=DEV)
+    cache = torch.randn(128, 64, device=DEV)  # rows for every position used
     num_pages, indices, indptr, last, b, p = _table((nnz,), 4)
     positions = p.long()
     kv = torch.zeros(num_pages, 2, 4, 2, 64, dtype=torch.bfloat16, device=DEV)
