@@ -12,14 +12,18 @@ pivot1 = midway to the upper bound), so a round costs one pass plus one block. R
 candidates only shrink the set towards the filter's support, so an accepted draw is exactly
 distributed as the renormalised filtered row. Rounds are bounded (MAX_ROUNDS).
 
-Filters (top_k_renorm / top_k_mask / top_p_renorm) find the exact threshold key by bisection over
-the order-preserving int32 key of the float32 values (at most ~33 passes), finishing early when
-the largest key below the upper bound (top-k) / smallest key above the lower bound (top-p) is the
-threshold.
+Filters: top_k_renorm / top_k_mask find the exact k-th largest value by a 4-pass radix select on
+the order-preserving int32 key of the float32 values (tl.histogram of one 8-bit digit a pass);
+top_p_renorm bisects over the same keys (at most ~33 passes), finishing early when the smallest
+key above the lower bound is already inside the nucleus.
+
+Every kernel runs one program per row (no vocabulary split yet: small batches are latency-bound).
 
 Randomness: counter = offset + per-row index + (round << 40); seed and offset are read from
-device tensors; the last program to finish (an atomic ticket) advances offset by `inc`, so every
-program reads the old offset and a captured graph advances it on each replay.
+device tensors; the last program to finish (an atomic ticket on a per-device int32 counter)
+advances offset by `inc`, so every program reads the old offset and a captured graph advances it on
+each replay. The ticket counter is shared per device: two sampling launches running concurrently
+on different streams of one device would race on it.
 """
 import triton
 import triton.language as tl
@@ -29,7 +33,6 @@ MODE_TOP_P = 1
 MODE_TOP_K = 2
 MODE_JOINT = 3
 MODE_MIN_P = 4
-ROUND_SHIFT = 1 << 40
 
 
 @triton.jit

@@ -47,20 +47,35 @@ def softmax(logits: torch.Tensor, temperature=None) -> torch.Tensor:
     return torch.softmax(x / t, dim=-1)
 
 
-def top_p_mask(probs: torch.Tensor, top_p) -> torch.Tensor:
-    """Boolean [B, V]: tokens in the top-p nucleus (sort-based definition)."""
-    p = probs.float()
-    tp = top_p.float().reshape(-1, 1).to(p.device) if isinstance(top_p, torch.Tensor) else torch.full(
-        (p.shape[0], 1), float(top_p), device=p.device)
-    if p.numel() == 0:
-        return torch.zeros_like(p, dtype=torch.bool)
-    pd = p.double()
+def mass_above(probs: torch.Tensor) -> torch.Tensor:
+    """float64 [B, V]: for each token, the total probability of the strictly larger tokens."""
+    pd = probs.double()
     asc = torch.sort(pd, dim=-1).values
     cdf = torch.cumsum(asc, dim=-1)
     n_le = torch.searchsorted(asc, pd, right=True)  # tokens <= each value (ties included)
     mass_le = torch.gather(cdf, -1, (n_le - 1).clamp_min(0))
-    mass_gt = cdf[:, -1:] - mass_le  # mass strictly above each token
-    return (mass_gt < tp.double()) & (p > 0)
+    return cdf[:, -1:] - mass_le
+
+
+def _row_threshold(value, p: torch.Tensor) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.double().reshape(-1, 1).to(p.device)
+    return torch.full((p.shape[0], 1), float(value), dtype=torch.float64, device=p.device)
+
+
+def top_p_mask(probs: torch.Tensor, top_p) -> torch.Tensor:
+    """Boolean [B, V]: tokens in the top-p nucleus (sort-based definition)."""
+    p = probs.float()
+    if p.numel() == 0:
+        return torch.zeros_like(p, dtype=torch.bool)
+    return (mass_above(p) < _row_threshold(top_p, p)) & (p > 0)
+
+
+def top_p_boundary(probs: torch.Tensor, top_p, tol: float = 2e-5) -> torch.Tensor:
+    """Boolean [B, V]: tokens whose strictly-larger mass is within `tol` of top_p, where float32
+    summation order (kernel) and float64 (oracle) may legitimately disagree on membership."""
+    p = probs.float()
+    return (mass_above(p) - _row_threshold(top_p, p)).abs() < tol
 
 
 def top_k_mask(values: torch.Tensor, top_k) -> torch.Tensor:

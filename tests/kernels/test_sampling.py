@@ -67,7 +67,18 @@ def test_top_p_renorm(batch, vocab, p, per_row):
     arr = (torch.rand(batch, device=DEV) * 0.9 + 0.05) if per_row else None
     out = poison(torch.empty_like(probs))
     run_kernel("top_p_renorm_probs", out, probs, arr, p)
-    torch.testing.assert_close(out, ref.top_p_renorm_probs(probs, arr if per_row else p), rtol=1e-3, atol=1e-6)
+    _assert_top_p_renorm(out, probs, arr if per_row else p)
+
+
+def _assert_top_p_renorm(out, probs, p):
+    """Exact agreement except on tokens at the nucleus boundary, whose strictly-larger mass is
+    within float32 summation error of p (seen on the H100: 1-3 of 127M elements at p=0.9); flipping
+    one of those moves the other values by ~1e-5 relative, well inside rtol."""
+    want = ref.top_p_renorm_probs(probs, p)
+    clear = ~ref.top_p_boundary(probs, p)
+    assert float(torch.where(clear, 0.0, probs.float()).sum(-1).max()) < 1e-2  # the excluded set is small
+    assert not torch.isnan(out).any()
+    torch.testing.assert_close(out[clear], want[clear], rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
@@ -113,7 +124,7 @@ def test_filters_on_strided_rows():
     probs = strided(_probs(3, 200, scale=3.0))
     out = poison(torch.empty(3, 200, device=DEV))
     run_kernel("top_p_renorm_probs", out, probs, None, 0.7)
-    torch.testing.assert_close(out, ref.top_p_renorm_probs(probs, 0.7), rtol=1e-3, atol=1e-6)
+    _assert_top_p_renorm(out, probs, 0.7)
 
 
 # ---- samplers: support -------------------------------------------------------------------------
