@@ -1,8 +1,8 @@
 """Launch table for decode attention, per arch family, plus the split-KV planning constants.
 
 BLOCK_H = 16 query heads per program (the smallest tl.dot M on every target; larger GQA groups use
-several head blocks). BLOCK_N tokens per KV tile: 64 keeps a K and a V tile (bf16, D <= 128) at
-16 KiB each; D = 256 halves it so registers stay spill-free on gfx942/gfx950 (64 lanes, 4 waves).
+several head blocks). BLOCK_N tokens per KV tile (see block_n): 64 keeps a K and a V tile (bf16,
+D <= 128) at 16 KiB each; smaller where registers would spill on gfx942/gfx950.
 """
 from .. import LaunchConfig
 
@@ -16,15 +16,29 @@ MIN_CHUNK_TOKENS = 256
 CHUNK_ALIGN = 64
 
 
-def block_n(head_dim: int, fp8: bool) -> int:
-    return 32 if head_dim >= 256 else 64
+def block_n(family: str, head_dim: int, fp8: bool, rope: bool) -> int:
+    """KV tokens per tile. On AMD (64-lane waves, gathered 64-bit addresses per element) the tile
+    shrinks with the head dim, fp8 decoding (fp32 intermediates) and RoPE (a rotated copy of K):
+    this keeps every variant spill-free at >= 2 waves (1 for RoPE) per SIMD on Triton 3.5 and 3.9."""
+    if family == "sm90":
+        return 32 if head_dim >= 256 else 64
+    if head_dim >= 256:
+        return 16
+    if head_dim >= 128 or fp8 or rope:
+        return 32
+    return 64
 
 
-def decode_config(family: str, head_dim: int, fp8: bool) -> LaunchConfig:
+def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
+    """Occupancy floor the AMD gate enforces (waves per SIMD)."""
+    return 1 if rope else 2
+
+
+def decode_config(family: str, head_dim: int, fp8: bool, rope: bool) -> LaunchConfig:
     if family == "sm90":
         return LaunchConfig(num_warps=4, num_stages=3)
-    # gfx942 / gfx950: stream pipelining of the next tile's global loads.
-    return LaunchConfig(num_warps=4, num_stages=2)
+    # gfx942 / gfx950: stream-pipeline the next tile's global loads, except for RoPE (registers).
+    return LaunchConfig(num_warps=4, num_stages=1 if rope else 2)
 
 
 def merge_config(family: str, head_dim: int) -> LaunchConfig:

@@ -46,16 +46,18 @@ def load_kv(ptr, offs, mask, KV_FMT: tl.constexpr):
     """Load a KV tile. KV_FMT: 0 fp16/bf16 (as stored), 1 e4m3fn, 2 e5m2, 3 e4m3fnuz, 4 e5m2fnuz
     (decoded to float32)."""
     if KV_FMT == 0:
-        return tl.load(ptr + offs, mask=mask, other=0.0)
-    bits = tl.load(ptr + offs, mask=mask, other=0)
-    if KV_FMT == 1:
-        return fp8_bits_to_f32(bits, 3, 4, 7, False)
-    elif KV_FMT == 2:
-        return fp8_bits_to_f32(bits, 2, 5, 15, False)
-    elif KV_FMT == 3:
-        return fp8_bits_to_f32(bits, 3, 4, 8, True)
+        val = tl.load(ptr + offs, mask=mask, other=0.0)
     else:
-        return fp8_bits_to_f32(bits, 2, 5, 16, True)
+        bits = tl.load(ptr + offs, mask=mask, other=0)
+        if KV_FMT == 1:
+            val = fp8_bits_to_f32(bits, 3, 4, 7, False)
+        elif KV_FMT == 2:
+            val = fp8_bits_to_f32(bits, 2, 5, 15, False)
+        elif KV_FMT == 3:
+            val = fp8_bits_to_f32(bits, 3, 4, 8, True)
+        else:
+            val = fp8_bits_to_f32(bits, 2, 5, 16, True)
+    return val
 
 
 @triton.jit

@@ -55,6 +55,7 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     group = h_qo // h_kv
     family = arch_family(q3.device)
     fp8 = KV_FMT[k.dtype] != 0
+    rope = bool(scal["rope"])
     has_lse = lse is not None
     lse_t = lse if has_lse else tmp_lse
     s_lb = lse.stride(0) if has_lse and lse.dim() == 2 else 0
@@ -66,8 +67,8 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         page_size, single_len, single_chunk, single_n, group, h_qo, int(has_lse),
         scal["qk_scale"], scal["soft_cap"], scal["window_left"], scal["alibi_n"], scal["rope_rcp_scale"],
         scal["rope_log2_theta"], float(v_scale),
-        BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(d, fp8), KV_FMT=KV_FMT[k.dtype],
-        ROPE=scal["rope"], DOT_F32=interpreting(), **cfg.decode_config(family, d, fp8).options(family),
+        BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=KV_FMT[k.dtype],
+        ROPE=rope, DOT_F32=interpreting(), **cfg.decode_config(family, d, fp8, rope).options(family),
     )
     merge_kernel[(n_requests, triton.cdiv(h_qo, cfg.MERGE_BLOCK_H))](
         out, lse_t, tmp_o, tmp_lse, req_info, out.stride(0), out.stride(1), s_lb, h_qo, single_n, int(has_lse),
@@ -252,15 +253,19 @@ def _register_variants():
                     sig["alibi_n"] = "i32"
                     for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                         sig[name] = "fp32"
-                    ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(d, fmt != 0), KV_FMT=fmt, ROPE=rope)
+                    ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False)
                     for k in ce:
                         sig[k] = "constexpr"
+                    sig["BLOCK_N"] = "constexpr"
                     kvn = str(kvdt).replace("torch.", "")
+                    # gfx942 and gfx950 share the AMD table (block_n is the same for both)
+                    assert cfg.block_n("gfx942", d, fmt != 0, rope) == cfg.block_n("gfx950", d, fmt != 0, rope)
                     register_variant(KernelVariant(
                         kernel="attention_decode.decode_kernel", variant=f"{qt}_{kvn}_d{d}" + ("_rope" if rope else ""),
-                        fn=decode_kernel, signature=sig, constexprs=ce,
-                        options=lambda fam, d=d, f=fmt != 0: cfg.decode_config(fam, d, f).options(fam),
-                        min_occupancy=2,
+                        fn=decode_kernel, signature=sig,
+                        constexprs=dict(ce, BLOCK_N=cfg.block_n("gfx942", d, fmt != 0, rope)),
+                        options=lambda f, d=d, p8=fmt != 0, r=rope: cfg.decode_config(f, d, p8, r).options(f),
+                        min_occupancy=cfg.min_waves(d, fmt != 0, rope),
                     ))
         for d in cfg.HEAD_DIMS:
             sig = {"out_ptr": f"*{qt}", "lse_ptr": "*fp32", "tmp_o_ptr": "*fp32", "tmp_lse_ptr": "*fp32",
