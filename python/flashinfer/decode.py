@@ -204,6 +204,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
         self._rope_scale = None
         self._rope_theta = None
         self._pos_encoding_mode = "NONE"
+        self._pos_code = 0
         self._cached_q_data_type = torch.float16
         self._cached_kv_data_type = torch.float16
         self._block_tables = None
@@ -421,6 +422,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
         self._rope_scale = rope_scale
         self._rope_theta = rope_theta
         self._pos_encoding_mode = pos_encoding_mode
+        self._pos_code = _pos_code(pos_encoding_mode)
         self._cached_q_data_type = q_dt
         self._cached_kv_data_type = kv_dt
         self._chunk_tokens = chunk
@@ -504,7 +506,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
         return out, lse, (
             out, lse, q, k_cache, v_cache, self._paged_kv_indices_buf, self._work_info, self._request_info,
             self._tmp_o, self._tmp_lse, sm_scale, self._logits_soft_cap, self._window_left,
-            _pos_code(self._pos_encoding_mode),
+            self._pos_code,
             float(self._rope_scale if self._rope_scale is not None else 1.0),
             float(self._rope_theta if self._rope_theta is not None else 1e4),
             _scale_value("k_scale", k_scale), _scale_value("v_scale", v_scale),
@@ -521,6 +523,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
             raise ValueError(f"window_left: planned {self._window_left}, got {window_left} in forward")
         if pos_encoding_mode not in (None, "NONE"):
             self._pos_encoding_mode = check_pos_encoding_mode(pos_encoding_mode)
+            self._pos_code = _pos_code(pos_encoding_mode)
         if logits_soft_cap is not None:
             self._logits_soft_cap = float(logits_soft_cap)
         if sm_scale is not None:
