@@ -103,10 +103,12 @@ def chunk_tokens(vis_lens: torch.Tensor, num_kv_heads: int, num_sms: int, max_it
         c = max(1, int(fixed_chunk))
     else:
         tgt = target_items(num_kv_heads, num_sms)
-        if b >= tgt:
+        if 2 * b >= tgt:  # the batch alone gives >= PROGRAMS_PER_SM / 2 programs per SM
             return big
         total = int(vis_lens.sum())
         c = max(cfg.MIN_CHUNK_TOKENS, -(-total // tgt))
+        # even chunks for the longest request (no short tail chunk), aligned to the tile
+        c = -(-max_len // -(-max_len // c))
         c = -(-c // cfg.CHUNK_ALIGN) * cfg.CHUNK_ALIGN
     items = int(((vis_lens + c - 1) // c).clamp_min(1).sum())
     while items > max_items and c < max_len:  # bounded by the work table / workspace
