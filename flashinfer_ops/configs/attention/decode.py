@@ -11,7 +11,7 @@ HEAD_DIMS = (64, 128, 256)
 MERGE_BLOCK_H = 16
 # Split-KV planning: aim for at least PROGRAMS_PER_SM x SM-count programs, chunks of at least
 # MIN_CHUNK_TOKENS (a multiple of every BLOCK_N) so each program streams a few tiles.
-PROGRAMS_PER_SM = 4
+PROGRAMS_PER_SM = 8
 MIN_CHUNK_TOKENS = 256
 CHUNK_ALIGN = 64
 

@@ -42,19 +42,35 @@ def fp8_bits_to_f32(u, MAN: tl.constexpr, EXP: tl.constexpr, BIAS: tl.constexpr,
 
 
 @triton.jit
+def fp8_bits_to_f16_scaled(u, E4M3: tl.constexpr):
+    """fp8 bits (uint8) -> float16 equal to value * 2^-c, exactly (c: FP8_PACK_SHIFT in the
+    launcher: 8 for e4m3fn, 7 for e4m3fnuz, 0 for e5m2), in ~4 integer ops: e4m3's exponent and
+    mantissa fields drop into fp16's (subnormals included), e5m2 is fp16's top byte. The launcher
+    folds 2^c into the softmax scale (K) and the output scale (V). NaN encodings of the e4m3
+    formats decode to finite values (e5m2 keeps inf / NaN)."""
+    x = u.to(tl.int32)
+    if E4M3:
+        h = ((x & 0x80) << 8) | ((x & 0x7F) << 7)
+    else:
+        h = x << 8
+    return h.to(tl.int16).to(tl.float16, bitcast=True)
+
+
+@triton.jit
 def load_kv(ptr, offs, mask, KV_FMT: tl.constexpr):
-    """Load a KV tile. KV_FMT: 0 fp16/bf16 (as stored), 1 e4m3fn, 2 e5m2, 3 e4m3fnuz, 4 e5m2fnuz
-    (decoded to float32)."""
+    """Load a KV tile. KV_FMT: 0 fp16/bf16 (as stored); 1 e4m3fn, 2 e5m2, 3 e4m3fnuz (fp16 scaled
+    by 2^-c, see fp8_bits_to_f16_scaled); 4 e5m2fnuz (float32, exact: its top exponent is finite,
+    which fp16 cannot hold)."""
     if KV_FMT == 0:
         val = tl.load(ptr + offs, mask=mask, other=0.0)
     else:
         bits = tl.load(ptr + offs, mask=mask, other=0)
         if KV_FMT == 1:
-            val = fp8_bits_to_f32(bits, 3, 4, 7, False)
+            val = fp8_bits_to_f16_scaled(bits, True)
         elif KV_FMT == 2:
-            val = fp8_bits_to_f32(bits, 2, 5, 15, False)
+            val = fp8_bits_to_f16_scaled(bits, False)
         elif KV_FMT == 3:
-            val = fp8_bits_to_f32(bits, 3, 4, 8, True)
+            val = fp8_bits_to_f16_scaled(bits, True)
         else:
             val = fp8_bits_to_f32(bits, 2, 5, 16, True)
     return val

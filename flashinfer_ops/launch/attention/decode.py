@@ -18,6 +18,10 @@ for _i, _n in enumerate(("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "flo
     if hasattr(torch, _n):
         KV_FMT[getattr(torch, _n)] = _i
 
+# load_kv returns fp8 values scaled by 2^-shift (exact); the launcher multiplies it back into the
+# softmax scale (K) and the output scale (V).
+FP8_PACK_SHIFT = {1: 8, 2: 0, 3: 7, 4: 0}
+
 _ZERO_PAGE = {}
 
 
@@ -56,6 +60,7 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     family = arch_family(q3.device)
     fp8 = KV_FMT[k.dtype] != 0
     rope = bool(scal["rope"])
+    unpack = float(2 ** FP8_PACK_SHIFT.get(KV_FMT[k.dtype], 0))
     has_lse = lse is not None
     lse_t = lse if has_lse else tmp_lse
     s_lb = lse.stride(0) if has_lse and lse.dim() == 2 else 0
@@ -65,8 +70,8 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         q3.stride(0), q3.stride(1), s_kp, k.stride(-3), k.stride(-2), s_vp, v.stride(-3), v.stride(-2),
         out.stride(0), out.stride(1), s_lb,
         page_size, single_len, single_chunk, single_n, group, h_qo, int(has_lse),
-        scal["qk_scale"], scal["soft_cap"], scal["window_left"], scal["alibi_n"], scal["rope_rcp_scale"],
-        scal["rope_log2_theta"], float(v_scale),
+        scal["qk_scale"] * unpack, scal["soft_cap"], scal["window_left"], scal["alibi_n"], scal["rope_rcp_scale"],
+        scal["rope_log2_theta"], float(v_scale) * unpack,
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=KV_FMT[k.dtype],
         ROPE=rope, DOT_F32=interpreting(), **cfg.decode_config(family, d, fp8, rope).options(family),
     )
@@ -163,7 +168,7 @@ def single_decode_cuda(out, lse, q, k, v, sm_scale, logits_soft_cap, window_left
     scal = _scalars(q, sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta, k_scale)
     scal["rope"] = pos_encoding_mode == 1
     _launch(out.unsqueeze(0), lse.unsqueeze(0) if lse is not None else None, q.unsqueeze(0), k, v,
-            _zero_page(q.device), tmp_lse, tmp_lse, tmp_o, tmp_lse, 1 << 30, 0, 0, n, 1,
+            _zero_page(q.device), _zero_page(q.device), _zero_page(q.device), tmp_o, tmp_lse, 1 << 30, 0, 0, n, 1,
             length, chunk, n, scal, v_scale)
 
 
