@@ -14,5 +14,18 @@ from .decode import (
 )
 from .activation import gelu_and_mul, gelu_tanh_and_mul, silu_and_mul
 from .norm import fused_add_rmsnorm, gemma_fused_add_rmsnorm, gemma_rmsnorm, layernorm, rmsnorm
+from .page import append_paged_kv_cache, get_batch_indices_positions, get_seq_lens
 from .quantization import packbits, segment_packbits
+from .rope import (
+    apply_llama31_rope,
+    apply_llama31_rope_inplace,
+    apply_llama31_rope_pos_ids,
+    apply_llama31_rope_pos_ids_inplace,
+    apply_rope,
+    apply_rope_inplace,
+    apply_rope_pos_ids,
+    apply_rope_pos_ids_inplace,
+    apply_rope_with_cos_sin_cache,
+    apply_rope_with_cos_sin_cache_inplace,
+)
 from .utils import next_positive_power_of_2, use_torch_custom_ops_enabled
