@@ -1,7 +1,10 @@
 #include "schemas.h"
 
 namespace flashinfer_ops {
+void register_attention_merge(torch::Library& m);
+
 void register_attention_decode(torch::Library& m) {
+  register_attention_merge(m);
   // One query token against a dense KV: q [H_qo, D]; k, v [L, H_kv, D] (logical NHD: an HND cache
   // is passed transposed; any strides, last dim contiguous); out [H_qo, D] (q dtype);
   // lse [H_qo] fp32 base 2 (optional). pos_encoding_mode: 0 none, 1 RoPE llama, 2 ALiBi.
@@ -21,5 +24,19 @@ void register_attention_decode(torch::Library& m) {
       "Tensor v_cache, Tensor kv_indices, Tensor work_info, Tensor request_info, Tensor(c!) tmp_o, "
       "Tensor(d!) tmp_lse, float sm_scale, float logits_soft_cap, int window_left, int pos_encoding_mode, "
       "float rope_scale, float rope_theta, float k_scale, float v_scale) -> ()");
+}
+}  // namespace flashinfer_ops
+
+namespace flashinfer_ops {
+// Attention-state merge (spec §5.1, base-2 LSE): state = (v [seq, H, D] normalised output,
+// s [seq, H] fp32 log2-sum-exp). v_out = (v_a 2^(s_a-m) + v_b 2^(s_b-m)) / (2^(s_a-m) + 2^(s_b-m)),
+// s_out = m + log2(2^(s_a-m) + 2^(s_b-m)), m = max(s_a, s_b).
+void register_attention_merge(torch::Library& m) {
+  m.def(
+      "merge_state(Tensor(a!) v_out, Tensor(b!) s_out, Tensor v_a, Tensor s_a, Tensor v_b, Tensor s_b) -> ()");
+  // In place into (v, s); rows whose mask [seq] is False are left untouched.
+  m.def("merge_state_in_place(Tensor(a!) v, Tensor(b!) s, Tensor v_other, Tensor s_other, Tensor? mask) -> ()");
+  // v [seq, n, H, D], s [seq, n, H] -> v_out [seq, H, D], s_out [seq, H].
+  m.def("merge_states(Tensor(a!) v_out, Tensor(b!) s_out, Tensor v, Tensor s) -> ()");
 }
 }  // namespace flashinfer_ops

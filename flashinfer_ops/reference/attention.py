@@ -144,3 +144,18 @@ def batch_decode_paged(
         acc = kwargs.get("acc_dtype", torch.float32)
         return q.new_zeros(q.shape, dtype=acc), q.new_zeros(q.shape[:2], dtype=torch.float32)
     return torch.cat(outs), torch.cat(lses)
+
+
+def merge_states(v: torch.Tensor, s: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Merge attention states (spec §5.1): v [seq, n, H, D] normalised outputs, s [seq, n, H] base-2
+    LSEs -> (v [seq, H, D] float32, s [seq, H] float32). States with s = -inf weigh nothing; a row
+    with no finite state gives v 0, s -inf."""
+    s = s.float()
+    m = s.max(dim=1).values
+    m_safe = torch.where(torch.isneginf(m), torch.zeros_like(m), m)
+    w = torch.exp2(s - m_safe[:, None])
+    tot = w.sum(dim=1)
+    vo = (w[..., None] * v.float()).sum(dim=1) / torch.where(tot > 0, tot, torch.ones_like(tot))[..., None]
+    so = torch.where(tot > 0, m_safe + torch.log2(torch.where(tot > 0, tot, torch.ones_like(tot))),
+                     torch.full_like(tot, float("-inf")))
+    return vo, so

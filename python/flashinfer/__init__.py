@@ -5,7 +5,8 @@ so torch.compile, CUDA/HIP graphs and torch.export see real operators. Importing
 no side effects on the GPU.
 """
 from ._version import __version__
-from . import decode
+from . import cascade, decode
+from .cascade import merge_state, merge_state_in_place, merge_states
 from .decode import (
     BatchDecodeWithPagedKVCacheWrapper,
     CUDAGraphBatchDecodeWithPagedKVCacheWrapper,

@@ -294,3 +294,24 @@ def test_export_single_decode_round_trip(tmp_path):
     torch.testing.assert_close(got_o, want_o)
     torch.testing.assert_close(got_lse, want_lse)
     assert "flashinfer.single_decode_with_kv_cache" in str(ep.graph)
+
+
+# ---- cascade state merge facade ------------------------------------------------------------------
+
+def test_cascade_merge_facade():
+    seq, h, d = 5, 4, 64
+    va, vb = torch.randn(seq, h, d, device=DEV).half(), torch.randn(seq, h, d, device=DEV).half()
+    sa, sb = torch.randn(seq, h, device=DEV), torch.randn(seq, h, device=DEV)
+    v, s = flashinfer.merge_state(va, sa.half(), vb, sb)
+    rv, rs = ref.merge_states(torch.stack([va, vb], 1), torch.stack([sa.half().float(), sb], 1))
+    torch.testing.assert_close(v.float(), rv, rtol=2e-3, atol=2e-3)
+    assert s.dtype == torch.float32 and v.dtype == torch.float16
+    vm, sm = flashinfer.merge_states(torch.stack([va, vb], 1), torch.stack([sa, sb], 1))
+    v2, s2 = va.clone(), sa.clone()
+    flashinfer.merge_state_in_place(v2, s2, vb, sb)
+    torch.testing.assert_close(v2, vm)
+    torch.testing.assert_close(s2, sm)
+    with pytest.raises(ValueError, match="float32"):
+        flashinfer.merge_state_in_place(va.clone(), sa.half(), vb, sb)
+    with pytest.raises(ValueError, match="v_b"):
+        flashinfer.merge_state(va, sa, vb[:, :2], sb)

@@ -55,7 +55,36 @@ def _batch(device):
     return out
 
 
+def _merge2(device, in_place=False):
+    out = []
+    for dtype, (seq, h, d) in ((torch.float16, (3, 2, 64)), (torch.bfloat16, (1, 4, 128)), (torch.float32, (0, 2, 16)),
+                               (torch.bfloat16, (2, 3, 40))):
+        va, vb = (torch.randn(seq, h, d, device=device).to(dtype) for _ in range(2))
+        sa, sb = (torch.randn(seq, h, device=device) for _ in range(2))
+        if d == 40:
+            va = torch.randn(seq, h, 48, device=device).to(dtype)[..., :40]  # non-contiguous rows
+        if in_place:
+            mask = (torch.arange(seq, device=device) % 2 == 0) if seq > 1 else None
+            out.append((va, sa, vb, sb, mask))
+        else:
+            out.append((torch.empty_like(vb), torch.empty_like(sa), va, sa, vb, sb))
+    return out
+
+
+def _merge_n(device):
+    out = []
+    for dtype, (seq, n, h, d) in ((torch.float16, (3, 4, 2, 64)), (torch.bfloat16, (2, 1, 2, 128)),
+                                  (torch.float32, (0, 2, 2, 32))):
+        v = torch.randn(seq, n, h, d, device=device).to(dtype)
+        s = torch.randn(seq, n, h, device=device)
+        out.append((torch.empty(seq, h, d, device=device).to(dtype), torch.empty(seq, h, device=device), v, s))
+    return out
+
+
 SAMPLES = {
+    "merge_state.default": _merge2,
+    "merge_state_in_place.default": lambda device: _merge2(device, in_place=True),
+    "merge_states.default": _merge_n,
     "single_decode_with_kv_cache.default": _single,
     "batch_decode_with_paged_kv_cache.default": _batch,
 }

@@ -45,3 +45,14 @@ def decode_config(family: str, head_dim: int, fp8: bool, rope: bool) -> LaunchCo
 
 def merge_config(family: str, head_dim: int) -> LaunchConfig:
     return LaunchConfig(num_warps=4, num_stages=1)
+
+
+# State merge (cascade merge_state*): head dims padded to a power of two, 16 .. 512.
+MERGE_BLOCK_DS = (16, 32, 64, 128, 256, 512)
+
+
+def merge_block_d(head_dim: int) -> int:
+    bd = max(16, 1 << (max(1, head_dim) - 1).bit_length())
+    if bd > MERGE_BLOCK_DS[-1]:
+        raise ValueError(f"head_dim: expected <= {MERGE_BLOCK_DS[-1]}, got {head_dim}")
+    return bd
