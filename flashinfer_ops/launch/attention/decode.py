@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 import torch
 import triton
 
+from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import arch_family, interpreting
 from ...configs.attention import decode as cfg
@@ -65,7 +66,7 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     lse_t = lse if has_lse else tmp_lse
     s_lb = lse.stride(0) if has_lse and lse.dim() == 2 else 0
     grid = (n_items, h_kv, triton.cdiv(group, cfg.BLOCK_H))
-    decode_kernel[grid](
+    launch(decode_kernel, grid,
         q3, _kv_ptr(k), _kv_ptr(v), idx, work, out, lse_t, tmp_o, tmp_lse,
         q3.stride(0), q3.stride(1), s_kp, k.stride(-3), k.stride(-2), s_vp, v.stride(-3), v.stride(-2),
         out.stride(0), out.stride(1), s_lb,
@@ -75,7 +76,7 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=KV_FMT[k.dtype],
         ROPE=rope, DOT_F32=interpreting(), **cfg.decode_config(family, d, fp8, rope).options(family),
     )
-    merge_kernel[(n_requests, triton.cdiv(h_qo, cfg.MERGE_BLOCK_H))](
+    launch(merge_kernel, (n_requests, triton.cdiv(h_qo, cfg.MERGE_BLOCK_H)),
         out, lse_t, tmp_o, tmp_lse, req_info, out.stride(0), out.stride(1), s_lb, h_qo, single_n, int(has_lse),
         HEAD_DIM=d, BLOCK_H=cfg.MERGE_BLOCK_H, **cfg.merge_config(family, d).options(family),
     )

@@ -2,6 +2,7 @@
 import torch
 import triton
 
+from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import arch_family
 from ...configs.attention import decode as cfg
@@ -24,7 +25,7 @@ def _launch(vo, so, v, s, vb, sb, mask, n_states, two):
     block_d = cfg.merge_block_d(d)
     fam = arch_family(vo.device)
     sv = (v.stride(0), v.stride(1) if not two else 0, v.stride(-2))
-    merge_states_kernel[(seq, triton.cdiv(h, cfg.MERGE_BLOCK_H))](
+    launch(merge_states_kernel, (seq, triton.cdiv(h, cfg.MERGE_BLOCK_H)),
         vo, so, v, s, vb, sb, mask if mask is not None else so,
         n_states, h, d,
         vo.stride(0), vo.stride(1), so.stride(0), sv[0], sv[1], sv[2], s.stride(0), s.stride(1) if not two else 0,
