@@ -120,3 +120,42 @@ def gather_paged_kv(
         out.append((k_cache[sel].reshape(-1, *k_cache.shape[2:])[:kv_len],
                     v_cache[sel].reshape(-1, *v_cache.shape[2:])[:kv_len]))
     return out
+
+
+def batch_decode_paged(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    kv_indptr: torch.Tensor,
+    kv_indices: torch.Tensor,
+    kv_last_page_len: torch.Tensor,
+    kv_layout: str = "NHD",
+    **kwargs,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Paged batch decode: q [B, H_qo, D] (one query per request) against the pages of each
+    request (gather_paged_kv). kwargs go to single_attention. Returns (o [B, H_qo, D] in
+    kwargs' acc_dtype (float32 by default), lse [B, H_qo] float32 base 2)."""
+    outs, lses = [], []
+    for b, (k, v) in enumerate(gather_paged_kv(k_cache, v_cache, kv_indptr, kv_indices, kv_last_page_len, kv_layout)):
+        o, lse = single_attention(q[b:b + 1], k, v, **kwargs)
+        outs.append(o)
+        lses.append(lse)
+    if not outs:
+        acc = kwargs.get("acc_dtype", torch.float32)
+        return q.new_zeros(q.shape, dtype=acc), q.new_zeros(q.shape[:2], dtype=torch.float32)
+    return torch.cat(outs), torch.cat(lses)
+
+
+def merge_states(v: torch.Tensor, s: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Merge attention states (spec §5.1): v [seq, n, H, D] normalised outputs, s [seq, n, H] base-2
+    LSEs -> (v [seq, H, D] float32, s [seq, H] float32). States with s = -inf weigh nothing; a row
+    with no finite state gives v 0, s -inf."""
+    s = s.float()
+    m = s.max(dim=1).values
+    m_safe = torch.where(torch.isneginf(m), torch.zeros_like(m), m)
+    w = torch.exp2(s - m_safe[:, None])
+    tot = w.sum(dim=1)
+    vo = (w[..., None] * v.float()).sum(dim=1) / torch.where(tot > 0, tot, torch.ones_like(tot))[..., None]
+    so = torch.where(tot > 0, m_safe + torch.log2(torch.where(tot > 0, tot, torch.ones_like(tot))),
+                     torch.full_like(tot, float("-inf")))
+    return vo, so

@@ -5,6 +5,14 @@ so torch.compile, CUDA/HIP graphs and torch.export see real operators. Importing
 no side effects on the GPU.
 """
 from ._version import __version__
+from . import cascade, decode
+from .cascade import merge_state, merge_state_in_place, merge_states
+from .decode import (
+    BatchDecodeWithPagedKVCacheWrapper,
+    CUDAGraphBatchDecodeWithPagedKVCacheWrapper,
+    fast_decode_plan,
+    single_decode_with_kv_cache,
+)
 from .activation import gelu_and_mul, gelu_tanh_and_mul, silu_and_mul
 from .norm import fused_add_rmsnorm, gemma_fused_add_rmsnorm, gemma_rmsnorm, layernorm, rmsnorm
 from .page import append_paged_kv_cache, get_batch_indices_positions, get_seq_lens

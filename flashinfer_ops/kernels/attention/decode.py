@@ -1,0 +1,240 @@
+"""Triton kernels for decode attention (one query token per request): split-KV decode + merge.
+
+decode_kernel: program (w, kv_head) processes the KV token range [tok_start, tok_end) of one request
+for all GROUP query heads that share `kv_head` (GQA: each KV tile is read once per kv head). Query
+heads are padded to BLOCK_H >= 16 rows so the two products run on tl.dot (MFMA / mma).
+Work item w comes from a work table written by plan() (row: request, tok_start, tok_end,
+page_base, kv_len, first_slot, n_chunks), or, with single_n > 0, is chunk w of one dense request.
+A request processed by a single work item writes out / lse directly; split requests write their
+normalised partial state (o, base-2 lse) into tmp slot w and merge_kernel combines them (§5.1).
+
+Paged addressing: token t of a request lives in page kv_indices[page_base + t // page_size] at
+offset t % page_size; NHD / HND differ only in the strides. fp8 KV is loaded as raw bytes and
+decoded in-kernel per format (portable: works for OCP and FNUZ formats on every target).
+"""
+import triton
+import triton.language as tl
+
+WORK_COLS = 8  # columns of a work-table row (int32)
+
+
+@triton.jit
+def fp8_bits_to_f32(u, MAN: tl.constexpr, EXP: tl.constexpr, BIAS: tl.constexpr, FNUZ: tl.constexpr):
+    """Decode fp8 bit patterns (uint8 tensor) to float32 exactly.
+
+    e4m3fn: MAN 3, EXP 4, BIAS 7 (S.1111.111 = NaN); e5m2: MAN 2, EXP 5, BIAS 15 (IEEE-like inf/NaN);
+    e4m3fnuz: BIAS 8, e5m2fnuz: BIAS 16 (0x80 = NaN, no inf, no negative zero)."""
+    x = u.to(tl.int32) & 0xFF
+    mag = x & 0x7F
+    e = mag >> MAN
+    m = mag & ((1 << MAN) - 1)
+    normal = (((e + (127 - BIAS)) << 23) | (m << (23 - MAN))).to(tl.float32, bitcast=True)
+    sub_scale = (x * 0 + ((128 - BIAS - MAN) << 23)).to(tl.float32, bitcast=True)
+    val = tl.where(e == 0, m.to(tl.float32) * sub_scale, normal)
+    if FNUZ:
+        val = tl.where(x == 0x80, float("nan"), val)
+    elif EXP == 4:
+        val = tl.where(mag == 0x7F, float("nan"), val)
+    else:
+        special = e == ((1 << EXP) - 1)
+        val = tl.where(special, tl.where(m == 0, float("inf"), float("nan")), val)
+    return tl.where(x >= 0x80, -val, val)
+
+
+@triton.jit
+def fp8_bits_to_f16_scaled(u, E4M3: tl.constexpr):
+    """fp8 bits (uint8) -> float16 equal to value * 2^-c, exactly (c: FP8_PACK_SHIFT in the
+    launcher: 8 for e4m3fn, 7 for e4m3fnuz, 0 for e5m2), in ~4 integer ops: e4m3's exponent and
+    mantissa fields drop into fp16's (subnormals included), e5m2 is fp16's top byte. The launcher
+    folds 2^c into the softmax scale (K) and the output scale (V). NaN encodings of the e4m3
+    formats decode to finite values (e5m2 keeps inf / NaN)."""
+    x = u.to(tl.int32)
+    if E4M3:
+        h = ((x & 0x80) << 8) | ((x & 0x7F) << 7)
+    else:
+        h = x << 8
+    return h.to(tl.int16).to(tl.float16, bitcast=True)
+
+
+@triton.jit
+def load_kv(ptr, offs, mask, KV_FMT: tl.constexpr):
+    """Load a KV tile. KV_FMT: 0 fp16/bf16 (as stored); 1 e4m3fn, 2 e5m2, 3 e4m3fnuz (fp16 scaled
+    by 2^-c, see fp8_bits_to_f16_scaled); 4 e5m2fnuz (float32, exact: its top exponent is finite,
+    which fp16 cannot hold)."""
+    if KV_FMT == 0:
+        val = tl.load(ptr + offs, mask=mask, other=0.0)
+    else:
+        bits = tl.load(ptr + offs, mask=mask, other=0)
+        if KV_FMT == 1:
+            val = fp8_bits_to_f16_scaled(bits, True)
+        elif KV_FMT == 2:
+            val = fp8_bits_to_f16_scaled(bits, False)
+        elif KV_FMT == 3:
+            val = fp8_bits_to_f16_scaled(bits, True)
+        else:
+            val = fp8_bits_to_f32(bits, 2, 5, 16, True)
+    return val
+
+
+@triton.jit
+def rope_rotate(x, x_shift, pos, offs_d, HEAD_DIM: tl.constexpr, rope_rcp_scale, rope_log2_theta):
+    """Rotate-half RoPE: x [R, D] fp32 at positions pos [R]; x_shift = x with halves swapped."""
+    half: tl.constexpr = HEAD_DIM // 2
+    i = (offs_d % half).to(tl.float32)
+    inv_freq = tl.exp2(-(2.0 * i / HEAD_DIM) * rope_log2_theta) * rope_rcp_scale
+    ang = pos.to(tl.float32)[:, None] * inv_freq[None, :]
+    sign = tl.where(offs_d < half, -1.0, 1.0)
+    return x * tl.cos(ang) + sign[None, :] * x_shift * tl.sin(ang)
+
+
+@triton.jit
+def decode_kernel(
+    q_ptr, k_ptr, v_ptr, idx_ptr, work_ptr, out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr,
+    s_qb, s_qh, s_kp, s_kt, s_kh, s_vp, s_vt, s_vh, s_ob, s_oh, s_lb,
+    page_size, single_len, single_chunk, single_n, group, num_qo_heads, has_lse,
+    qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
+    BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
+    ROPE: tl.constexpr, DOT_F32: tl.constexpr = False,
+):
+    """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
+
+    single_n > 0: one dense request split in single_n chunks of single_chunk tokens (single
+    decode; the cache is one page of single_len tokens); else rows of the work table.
+    soft_cap > 0 enables cap * tanh(s / cap) after sm_scale; window_left >= 0 the left window;
+    alibi_n > 0 ALiBi with n = 2^floor(log2 H_qo); ROPE llama RoPE (query at kv_len - 1).
+    qk_scale = sm_scale * k_scale. Writes lse only when has_lse. DOT_F32 (Triton's CPU interpreter
+    only, whose bf16 tl.dot is wrong) runs the products in float32."""
+    w = tl.program_id(0)
+    kvh = tl.program_id(1)
+    hb = tl.program_id(2)
+    LOG2E: tl.constexpr = 1.4426950408889634
+    if single_n > 0:
+        req = w * 0
+        tok_start = w * single_chunk
+        if window_left >= 0:
+            tok_start += tl.maximum(single_len - 1 - window_left, 0)
+        tok_end = tl.minimum(tok_start + single_chunk, single_len)
+        page_base = w * 0
+        kv_len = single_len
+        n_chunks = single_n
+    else:
+        row = work_ptr + w * 8
+        req = tl.load(row)
+        tok_start = tl.load(row + 1)
+        tok_end = tl.load(row + 2)
+        page_base = tl.load(row + 3)
+        kv_len = tl.load(row + 4)
+        n_chunks = tl.load(row + 6)
+    if req >= 0:
+        offs_h = hb * BLOCK_H + tl.arange(0, BLOCK_H)
+        heads = kvh * group + offs_h
+        hmask = offs_h < group
+        offs_d = tl.arange(0, HEAD_DIM)
+        q_rows = q_ptr + req.to(tl.int64) * s_qb + heads[:, None] * s_qh
+        if DOT_F32:
+            cdt = tl.float32
+        else:
+            cdt = q_ptr.dtype.element_ty
+        q = tl.load(q_rows + offs_d[None, :], mask=hmask[:, None], other=0.0)
+        if ROPE:
+            d_shift = (offs_d + HEAD_DIM // 2) % HEAD_DIM
+            q_sh = tl.load(q_rows + d_shift[None, :], mask=hmask[:, None], other=0.0).to(tl.float32)
+            q = rope_rotate(q.to(tl.float32), q_sh, offs_h * 0 + (kv_len - 1), offs_d, HEAD_DIM,
+                            rope_rcp_scale, rope_log2_theta).to(q_ptr.dtype.element_ty)
+        q = q.to(cdt)
+        # Standard geometric ALiBi slopes (get_alibi_slopes), n = 2^floor(log2 H_qo); 0 when off.
+        hf = heads.to(tl.float32)
+        an = tl.maximum(alibi_n, 1).to(tl.float32)
+        slope = tl.where(hf < an, tl.exp2(-8.0 * (hf + 1.0) / an), tl.exp2(-4.0 * (2.0 * (hf - an) + 1.0) / an))
+        slope = tl.where(alibi_n > 0, slope * LOG2E, 0.0)
+        lo = tok_start
+        if window_left >= 0:
+            lo = tl.maximum(lo, kv_len - 1 - window_left)
+        m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
+        l_i = tl.zeros([BLOCK_H], tl.float32)
+        acc = tl.zeros([BLOCK_H, HEAD_DIM], tl.float32)
+        k_base = k_ptr + kvh.to(tl.int64) * s_kh
+        v_base = v_ptr + kvh.to(tl.int64) * s_vh
+        for t0 in range(lo, tok_end, BLOCK_N):
+            toks = t0 + tl.arange(0, BLOCK_N)
+            tmask = toks < tok_end
+            page = tl.load(idx_ptr + page_base + toks // page_size, mask=tmask, other=0).to(tl.int64)
+            in_page = (toks % page_size).to(tl.int64)
+            k_off = page * s_kp + in_page * s_kt
+            v_off = page * s_vp + in_page * s_vt
+            k = load_kv(k_base, k_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
+            if ROPE:
+                d_shift2 = (offs_d + HEAD_DIM // 2) % HEAD_DIM
+                k_sh = load_kv(k_base, k_off[:, None] + d_shift2[None, :], tmask[:, None], KV_FMT)
+                k = rope_rotate(k.to(tl.float32), k_sh.to(tl.float32), toks, offs_d, HEAD_DIM,
+                                rope_rcp_scale, rope_log2_theta)
+            s = tl.dot(q, tl.trans(k.to(q_ptr.dtype.element_ty).to(cdt))) * qk_scale
+            if soft_cap > 0.0:
+                # cap * tanh(s / cap), tanh written with exp2 (portable)
+                s = soft_cap * (1.0 - 2.0 / (tl.exp2(s * (2.0 * LOG2E / soft_cap)) + 1.0))
+            s = s * LOG2E + slope[:, None] * (toks - (kv_len - 1)).to(tl.float32)[None, :]
+            keep = tmask & (toks >= lo)
+            s = tl.where(keep[None, :], s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            p = tl.exp2(s - m_safe[:, None])
+            alpha = tl.exp2(m_i - m_safe)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            v = load_kv(v_base, v_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
+            acc = acc * alpha[:, None] + tl.dot(p.to(q_ptr.dtype.element_ty).to(cdt), v.to(q_ptr.dtype.element_ty).to(cdt))
+            m_i = m_new
+        valid = l_i > 0.0
+        o = tl.where(valid[:, None], acc / tl.where(valid, l_i, 1.0)[:, None], 0.0) * v_scale
+        lse = tl.where(valid, m_i + tl.log2(tl.where(valid, l_i, 1.0)), float("-inf"))
+        if n_chunks == 1:
+            o_rows = out_ptr + req.to(tl.int64) * s_ob + heads[:, None] * s_oh
+            tl.store(o_rows + offs_d[None, :], o.to(out_ptr.dtype.element_ty), mask=hmask[:, None])
+            if has_lse:
+                tl.store(lse_ptr + req.to(tl.int64) * s_lb + heads, lse, mask=hmask)
+        else:
+            slot = w.to(tl.int64) * num_qo_heads + heads
+            tl.store(tmp_o_ptr + slot[:, None] * HEAD_DIM + offs_d[None, :], o, mask=hmask[:, None])
+            tl.store(tmp_lse_ptr + slot, lse, mask=hmask)
+
+
+@triton.jit
+def merge_kernel(
+    out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr, req_ptr,
+    s_ob, s_oh, s_lb, num_qo_heads, single_n, has_lse,
+    HEAD_DIM: tl.constexpr, BLOCK_H: tl.constexpr,
+):
+    """Combine the n_chunks partial states of request b (base-2 LSE merge, spec §5.1).
+    req_ptr rows: (first_slot, n_chunks); requests with one chunk were written by decode_kernel."""
+    b = tl.program_id(0)
+    hb = tl.program_id(1)
+    if single_n > 0:
+        first = b * 0
+        n = single_n
+    else:
+        first = tl.load(req_ptr + b * 2)
+        n = tl.load(req_ptr + b * 2 + 1)
+    if n > 1:
+        heads = hb * BLOCK_H + tl.arange(0, BLOCK_H)
+        hmask = heads < num_qo_heads
+        offs_d = tl.arange(0, HEAD_DIM)
+        m = tl.full([BLOCK_H], float("-inf"), tl.float32)
+        l = tl.zeros([BLOCK_H], tl.float32)
+        acc = tl.zeros([BLOCK_H, HEAD_DIM], tl.float32)
+        for i in range(0, n):
+            slot = (first + i).to(tl.int64) * num_qo_heads + heads
+            s = tl.load(tmp_lse_ptr + slot, mask=hmask, other=float("-inf"))
+            o = tl.load(tmp_o_ptr + slot[:, None] * HEAD_DIM + offs_d[None, :], mask=hmask[:, None], other=0.0)
+            m_new = tl.maximum(m, s)
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp2(m - m_safe)
+            wgt = tl.exp2(s - m_safe)
+            l = l * alpha + wgt
+            acc = acc * alpha[:, None] + wgt[:, None] * o
+            m = m_new
+        valid = l > 0.0
+        res = tl.where(valid[:, None], acc / tl.where(valid, l, 1.0)[:, None], 0.0)
+        o_rows = out_ptr + b.to(tl.int64) * s_ob + heads[:, None] * s_oh
+        tl.store(o_rows + offs_d[None, :], res.to(out_ptr.dtype.element_ty), mask=hmask[:, None])
+        if has_lse:
+            lse = tl.where(valid, m + tl.log2(tl.where(valid, l, 1.0)), float("-inf"))
+            tl.store(lse_ptr + b.to(tl.int64) * s_lb + heads, lse, mask=hmask)
