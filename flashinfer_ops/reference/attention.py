@@ -120,3 +120,12 @@ def gather_paged_kv(
         out.append((k_cache[sel].reshape(-1, *k_cache.shape[2:])[:kv_len],
                     v_cache[sel].reshape(-1, *v_cache.shape[2:])[:kv_len]))
     return out
+
+
+def unpack_mask_bits(packed: torch.Tensor, byte_offset: int, n: int) -> torch.Tensor:
+    """Bool [n]: bits of a little-endian packed mask (FlashInfer's packbits(..., "little")) starting
+    at byte `byte_offset`."""
+    nbytes = (n + 7) // 8
+    b = packed[byte_offset:byte_offset + nbytes].to(torch.int32)
+    bits = (b[:, None] >> torch.arange(8, device=packed.device, dtype=torch.int32)[None, :]) & 1
+    return bits.reshape(-1)[:n].to(torch.bool)

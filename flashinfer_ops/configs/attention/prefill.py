@@ -1,0 +1,92 @@
+"""Launch table for the prefill attention kernel: (BLOCK_M, BLOCK_N) tile and launch options per
+arch family and head-dim pair. BLOCK_M counts packed (query, head-in-group) rows.
+
+gfx942 has 64 KiB LDS: K and V tiles of BLOCK_N x D bf16 plus the Q tile must fit with the chosen
+number of stages, and every D128 variant must keep occupancy >= 2 (the gate checks it).
+gfx950 has 160 KiB LDS; it shares gfx942's tiles (one compiled variant per key) and pipelines
+with 2 stages. sm90 (H100) is the run-time test machine.
+"""
+import dataclasses
+import os
+from typing import Tuple
+
+import triton
+
+from .. import LaunchConfig, interpreting
+
+# (head_dim_qk, head_dim_vo) pairs with a shipped kernel variant.
+HEAD_DIMS = ((64, 64), (128, 128), (256, 256), (192, 128))
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefillConfig:
+    block_m: int
+    block_n: int
+    launch: LaunchConfig
+    min_occupancy: int = 1
+
+
+def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
+    return PrefillConfig(bm, bn, LaunchConfig(num_warps=warps, num_stages=stages, waves_per_eu=wpe,
+                                              matrix_instr_nonkdim=nonk), occ)
+
+
+_TABLE = {
+    "sm90": {
+        (64, 64): _cfg(128, 64, 4, 3),
+        (128, 128): _cfg(128, 64, 8, 3),
+        (256, 256): _cfg(64, 64, 4, 2),
+        (192, 128): _cfg(64, 64, 4, 2),
+    },
+    "gfx942": {
+        (64, 64): _cfg(128, 64, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 64, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 32, 8, 1, nonk=16),
+        (192, 128): _cfg(64, 32, 8, 1, nonk=16),
+    },
+    "gfx950": {
+        (64, 64): _cfg(128, 64, 8, 2, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 64, 8, 2, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 32, 8, 2, nonk=16),
+        (192, 128): _cfg(64, 32, 8, 2, nonk=16),
+    },
+}
+
+# EXTRA variants (RoPE / ALiBi / soft cap / custom mask as runtime branches) need more registers:
+# same BLOCK_M as the lean variant (plan() schedules with it before knowing forward() overrides),
+# narrower BLOCK_N and/or more warps.
+_EXTRA = {
+    "sm90": {},
+    "gfx942": {
+        (64, 64): _cfg(128, 32, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 32, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 8, 1, nonk=16),
+        (192, 128): _cfg(64, 16, 8, 1, nonk=16),
+    },
+    "gfx950": {
+        (64, 64): _cfg(128, 32, 8, 2, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 32, 8, 2, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 8, 2, nonk=16),
+        (192, 128): _cfg(64, 16, 8, 2, nonk=16),
+    },
+}
+
+_INTERPRET = _cfg(32, 16, 4, 1)
+
+
+def padded_dims(head_dim_qk: int, head_dim_vo: int) -> Tuple[int, int]:
+    return triton.next_power_of_2(head_dim_qk), triton.next_power_of_2(head_dim_vo)
+
+
+def prefill_config(family: str, head_dim_qk: int, head_dim_vo: int, extra: bool = False) -> PrefillConfig:
+    """Tile and launch options; FLASHINFER_PREFILL_TILE="BM,BN,WARPS,STAGES" overrides on sm90
+    (benchmark experiments only)."""
+    if interpreting():
+        return _INTERPRET
+    if family == "sm90" and os.environ.get("FLASHINFER_PREFILL_TILE"):
+        bm, bn, w, s = (int(x) for x in os.environ["FLASHINFER_PREFILL_TILE"].split(","))
+        return _cfg(bm, bn, w, s)
+    key = (head_dim_qk, head_dim_vo)
+    if extra and key in _EXTRA[family]:
+        return _EXTRA[family][key]
+    return _TABLE[family][key]
