@@ -37,5 +37,6 @@ setup(
     ],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     install_requires=["triton>=3.5", "numpy"],
+    extras_require={"test": ["pytest", "expecttest", "numpy", "scipy"]},
     zip_safe=False,
 )

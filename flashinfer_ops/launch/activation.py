@@ -1,4 +1,6 @@
 """CUDA-key and CPU-key implementations of silu_and_mul, gelu_and_mul, gelu_tanh_and_mul."""
+import functools
+
 import torch
 import triton
 
@@ -8,6 +10,12 @@ from ..configs.activation import BLOCK_D_BUCKETS, act_config, act_tile
 from ..fake.activation import act_and_mul_fake, check_act_and_mul
 from ..kernels.activation import ACT_GELU, ACT_GELU_TANH, ACT_SILU, act_and_mul_kernel
 from ..reference import activation as ref
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_plan(family: str, d: int):
+    block_m, block_d = act_tile(d)
+    return block_m, block_d, act_config(family, block_m, block_d).options(family)
 
 
 def _as_rows(t: torch.Tensor) -> torch.Tensor:
@@ -28,12 +36,11 @@ def _launch(out, input, act):
     x = _as_rows(input)
     y = out if out.dim() == 2 else out.view(-1, d) if out.is_contiguous() else None
     target = y if y is not None else torch.empty(x.shape[0], d, dtype=out.dtype, device=out.device)
-    block_m, block_d = act_tile(d)
-    family = arch_family(input.device)
+    block_m, block_d, options = _launch_plan(arch_family(input.device), d)
     grid = (triton.cdiv(x.shape[0], block_m), triton.cdiv(d, block_d))
     act_and_mul_kernel[grid](
         target, x, x.shape[0], d, x.stride(0), target.stride(0),
-        ACT=act, BLOCK_M=block_m, BLOCK_D=block_d, **act_config(family, block_m, block_d).options(family),
+        ACT=act, BLOCK_M=block_m, BLOCK_D=block_d, **options,
     )
     if y is None:
         out.copy_(target.view(out.shape))

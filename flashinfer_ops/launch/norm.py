@@ -1,4 +1,6 @@
 """CUDA-key (and CPU-key) implementations of the norm ops: validate, pick config, grid, launch."""
+import functools
+
 import torch
 import triton
 
@@ -8,6 +10,14 @@ from ..configs.norm import BLOCK_N_BUCKETS, LOOP_BLOCK_N, norm_config, norm_tile
 from ..fake import norm as contract
 from ..kernels.norm import norm_kernel
 from ..reference import norm as ref
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_plan(family: str, hidden: int):
+    """(BLOCK_M, BLOCK_N, single_pass, launch options) for a row width: cached because host time
+    per call matters for the small decode-time shapes."""
+    block_m, block_n, single = norm_tile(hidden)
+    return block_m, block_n, single, norm_config(family, block_m, block_n).options(family)
 
 
 def _row_layout(t: torch.Tensor):
@@ -26,8 +36,7 @@ def _launch(out, input, residual, weight, bias, eps, weight_offset, layernorm, f
     _, s_out_o, s_out_i = _row_layout(out)
     res = residual if residual is not None else input
     _, s_res_o, s_res_i = _row_layout(res)
-    block_m, block_n, single = norm_tile(hidden)
-    cfg = norm_config(arch_family(input.device), block_m, block_n)
+    block_m, block_n, single, options = _launch_plan(arch_family(input.device), hidden)
     grid = (triton.cdiv(n_rows, block_m),)
     norm_kernel[grid](
         out, input, res, weight, bias if bias is not None else weight,
@@ -35,8 +44,7 @@ def _launch(out, input, residual, weight, bias, eps, weight_offset, layernorm, f
         s_out_o, s_out_i, s_in_o, s_in_i, s_res_o, s_res_i,
         float(eps), float(weight_offset),
         LAYERNORM=layernorm, FUSED_ADD=fused_add, SINGLE_PASS=single,
-        BLOCK_M=block_m, BLOCK_N=block_n,
-        **cfg.options(arch_family(input.device)),
+        BLOCK_M=block_m, BLOCK_N=block_n, **options,
     )
 
 
