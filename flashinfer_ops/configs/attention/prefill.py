@@ -56,7 +56,12 @@ _TABLE = {
 # same BLOCK_M as the lean variant (plan() schedules with it before knowing forward() overrides),
 # narrower BLOCK_N and/or more warps.
 _EXTRA = {
-    "sm90": {},
+    "sm90": {
+        (64, 64): _cfg(128, 32, 8, 2),
+        (128, 128): _cfg(128, 32, 8, 2),
+        (256, 256): _cfg(64, 32, 4, 2),
+        (192, 128): _cfg(64, 32, 4, 2),
+    },
     "gfx942": {
         (64, 64): _cfg(128, 32, 8, 1, wpe=2, nonk=16, occ=2),
         (128, 128): _cfg(128, 32, 8, 1, wpe=2, nonk=16, occ=2),

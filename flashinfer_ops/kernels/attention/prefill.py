@@ -61,7 +61,7 @@ def _rope_halves(a, b, pos, offs_h, head_dim, rcp_scale, log2_theta):
 
 
 @triton.jit
-def _load_kv(ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_p, stride_n, stride_h, kvh, offs_d, d_lim,
+def _load_kv(ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_p, stride_n, stride_h, kvh, offs_d, d_lim: tl.constexpr,
              PAGED: tl.constexpr):
     """Tile [BLOCK_N, BLOCK_D] of K or V rows `cols` of one request (raw element type)."""
     cmask = cols < kv_len
@@ -79,7 +79,7 @@ def _load_kv(ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_p, stride_n
 def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
                k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
                stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
-               offs_n, offs_dqk, offs_dvo, head_dim_qk, head_dim_vo,
+               offs_n, offs_dqk, offs_dvo, head_dim_qk: tl.constexpr, head_dim_vo: tl.constexpr,
                mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_on,
                rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr, MASKED: tl.constexpr):
@@ -144,18 +144,20 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
     return acc, m_new, l_i
 
 
-# Runtime ints that must not be specialised (value 1 / multiple of 16) into extra compiled
+# Head dims are constexpr: masks against them must be provably uniform over vector widths, or the
+# loads are not vectorised (a runtime head_dim halved the H100 throughput). Runtime ints that must
+# not be specialised (value 1 / multiple of 16) into extra compiled
 # variants: one compiled kernel serves every mask mode, group size, page size and flag.
-@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "group", "head_dim_qk",
-                               "head_dim_vo", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
+@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "group", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
                                "fp8_exp", "fp8_man", "fp8_bias"])
 def prefill_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
     stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
     stride_on, stride_oh, stride_ln, stride_lh,
-    single, single_qo_len, single_kv_len, page_size, group, head_dim_qk, head_dim_vo,
+    single, single_qo_len, single_kv_len, page_size, group,
     mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
     write_lse, fp8_exp, fp8_man, fp8_bias,
+    HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
 ):
@@ -191,20 +193,20 @@ def prefill_kernel(
     if EXTRA:
         # two halves of the feature dim, each padded to BLOCK_DQK // 2 (see _attn_tile)
         offs_dqk = tl.arange(0, BLOCK_DQK // 2)
-        half = head_dim_qk // 2
+        half = HEAD_DIM_QK // 2
         qa = tl.load(q_ptr + q_rows[:, None] + offs_dqk[None, :], mask=row_ok[:, None] & (offs_dqk < half)[None, :],
                      other=0)
         qb = tl.load(q_ptr + q_rows[:, None] + half + offs_dqk[None, :],
                      mask=row_ok[:, None] & (offs_dqk < half)[None, :], other=0)
         if use_rope:
-            ra, rb = _rope_halves(qa.to(tl.float32), qb.to(tl.float32), row_pos, offs_dqk, head_dim_qk,
+            ra, rb = _rope_halves(qa.to(tl.float32), qb.to(tl.float32), row_pos, offs_dqk, HEAD_DIM_QK,
                                   rope_rcp_scale, rope_log2_theta)
             qa = ra.to(q_ptr.dtype.element_ty)
             qb = rb.to(q_ptr.dtype.element_ty)
     else:
         offs_dqk = tl.arange(0, BLOCK_DQK)
         qa = tl.load(q_ptr + q_rows[:, None] + offs_dqk[None, :],
-                     mask=row_ok[:, None] & (offs_dqk < head_dim_qk)[None, :], other=0)
+                     mask=row_ok[:, None] & (offs_dqk < HEAD_DIM_QK)[None, :], other=0)
         qb = qa
 
     # ALiBi slope per packed row (0 when off): standard geometric slopes of H_qo heads.
@@ -246,7 +248,7 @@ def prefill_kernel(
         acc, m_i, l_i = _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
                                    k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
                                    stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
-                                   offs_n, offs_dqk, offs_dvo, head_dim_qk, head_dim_vo,
+                                   offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                                    PAGED, KV_FP8, EXTRA, False)
@@ -255,7 +257,7 @@ def prefill_kernel(
         acc, m_i, l_i = _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
                                    k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
                                    stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
-                                   offs_n, offs_dqk, offs_dvo, head_dim_qk, head_dim_vo,
+                                   offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                                    PAGED, KV_FP8, EXTRA, True)
@@ -265,7 +267,7 @@ def prefill_kernel(
     o = acc * (v_scale / l_safe)[:, None]
     o_rows = (qo_start + qi).to(tl.int64) * stride_on + hq.to(tl.int64) * stride_oh
     tl.store(o_ptr + o_rows[:, None] + offs_dvo[None, :], o.to(o_ptr.dtype.element_ty),
-             mask=row_ok[:, None] & (offs_dvo < head_dim_vo)[None, :])
+             mask=row_ok[:, None] & (offs_dvo < HEAD_DIM_VO)[None, :])
     if write_lse != 0:
         lse = tl.where(has, m_i + tl.log2(l_safe), float("-inf"))
         l_rows = (qo_start + qi).to(tl.int64) * stride_ln + hq.to(tl.int64) * stride_lh
