@@ -63,18 +63,21 @@ _EXTRA = {
         (192, 128): _cfg(64, 32, 4, 2),
     },
     "gfx942": {
-        (64, 64): _cfg(128, 32, 8, 1, wpe=2, nonk=16, occ=2),
-        (128, 128): _cfg(128, 32, 8, 1, wpe=2, nonk=16, occ=2),
+        (64, 64): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
         (256, 256): _cfg(64, 16, 8, 1, nonk=16),
         (192, 128): _cfg(64, 16, 8, 1, nonk=16),
     },
     "gfx950": {
-        (64, 64): _cfg(128, 32, 8, 2, wpe=2, nonk=16, occ=2),
-        (128, 128): _cfg(128, 32, 8, 2, wpe=2, nonk=16, occ=2),
-        (256, 256): _cfg(64, 16, 8, 2, nonk=16),
-        (192, 128): _cfg(64, 16, 8, 2, nonk=16),
+        (64, 64): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 8, 1, nonk=16),
+        (192, 128): _cfg(64, 16, 8, 1, nonk=16),
     },
 }
+
+# fp8 K/V (decoded in registers) on AMD: the lean D64/D128 variants take BLOCK_N 32 (64 spills).
+_FP8_BLOCK_N = {"gfx942": {(64, 64): 32, (128, 128): 32}, "gfx950": {(64, 64): 32, (128, 128): 32}}
 
 _INTERPRET = _cfg(32, 16, 4, 1)
 
@@ -83,7 +86,8 @@ def padded_dims(head_dim_qk: int, head_dim_vo: int) -> Tuple[int, int]:
     return triton.next_power_of_2(head_dim_qk), triton.next_power_of_2(head_dim_vo)
 
 
-def prefill_config(family: str, head_dim_qk: int, head_dim_vo: int, extra: bool = False) -> PrefillConfig:
+def prefill_config(family: str, head_dim_qk: int, head_dim_vo: int, extra: bool = False,
+                   fp8: bool = False) -> PrefillConfig:
     """Tile and launch options; FLASHINFER_PREFILL_TILE="BM,BN,WARPS,STAGES" overrides on sm90
     (benchmark experiments only)."""
     if interpreting():
@@ -94,4 +98,7 @@ def prefill_config(family: str, head_dim_qk: int, head_dim_vo: int, extra: bool 
     key = (head_dim_qk, head_dim_vo)
     if extra and key in _EXTRA[family]:
         return _EXTRA[family][key]
-    return _TABLE[family][key]
+    cfg = _TABLE[family][key]
+    if fp8 and key in _FP8_BLOCK_N.get(family, {}):
+        cfg = dataclasses.replace(cfg, block_n=_FP8_BLOCK_N[family][key])
+    return cfg
