@@ -56,7 +56,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
     mask_t = mask if mask is not None else _dummy(dev, torch.uint8)
     rope = pos_encoding_mode == 1
     extra = rope or pos_encoding_mode == 2 or logits_soft_cap > 0 or mask_mode == 2
-    cfg = prefill_config(family, d_qk, d_vo, extra, fp8)
+    cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
     grid = (n_programs, h_kv)
     prefill_kernel[grid](
         q, k, v, out, lse_t, work, idx, mask_t,
@@ -281,11 +281,11 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra):
     fp8 = kv == "u8"
 
     def options(fam):
-        return prefill_config(fam, d_qk, d_vo, extra, fp8).launch.options(fam)
+        return prefill_config(fam, d_qk, d_vo, extra, fp8, paged).launch.options(fam)
 
     # gfx942 and gfx950 share the tile (BLOCK_M, BLOCK_N); only launch options differ.
-    cfg = prefill_config("gfx942", d_qk, d_vo, extra, fp8)
-    assert prefill_config("gfx950", d_qk, d_vo, extra, fp8).block_n == cfg.block_n
+    cfg = prefill_config("gfx942", d_qk, d_vo, extra, fp8, paged)
+    assert prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
     register_variant(KernelVariant(
         kernel="attention.prefill_kernel",
         variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_extra' if extra else ''}",
