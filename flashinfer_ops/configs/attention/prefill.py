@@ -8,10 +8,10 @@ both: Triton 3.5.1 spills the D128 tile on gfx950 with two. D192/D256 EXTRA vari
 occupancy 1 (waves_per_eu=1 lets them use AGPRs instead of scratch). sm90 (H100) is the run-time test machine.
 """
 import dataclasses
+import functools
 import os
 from typing import Tuple
 
-import triton
 
 from .. import LaunchConfig, interpreting
 
@@ -88,17 +88,23 @@ _INTERPRET = _cfg(32, 16, 4, 1)
 
 
 def padded_dims(head_dim_qk: int, head_dim_vo: int) -> Tuple[int, int]:
-    return triton.next_power_of_2(head_dim_qk), triton.next_power_of_2(head_dim_vo)
+    return 1 << (head_dim_qk - 1).bit_length(), 1 << (head_dim_vo - 1).bit_length()
 
 
 def prefill_config(family: str, head_dim_qk: int, head_dim_vo: int, extra: bool = False,
                    fp8: bool = False, paged: bool = False) -> PrefillConfig:
     """Tile and launch options; FLASHINFER_PREFILL_TILE="BM,BN,WARPS,STAGES" overrides on sm90
     (benchmark experiments only)."""
-    if interpreting():
+    return _lookup(family, head_dim_qk, head_dim_vo, extra, fp8, paged, interpreting(),
+                   os.environ.get("FLASHINFER_PREFILL_TILE", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def _lookup(family, head_dim_qk, head_dim_vo, extra, fp8, paged, interp, tile_env) -> PrefillConfig:
+    if interp:
         return _INTERPRET
-    if family == "sm90" and os.environ.get("FLASHINFER_PREFILL_TILE"):
-        bm, bn, w, s = (int(x) for x in os.environ["FLASHINFER_PREFILL_TILE"].split(","))
+    if family == "sm90" and tile_env:
+        bm, bn, w, s = (int(x) for x in tile_env.split(","))
         return _cfg(bm, bn, w, s)
     key = (head_dim_qk, head_dim_vo)
     if extra and key in _EXTRA[family]:

@@ -27,8 +27,15 @@ def alibi_n(num_qo_heads: int) -> int:
     return 2 ** math.floor(math.log2(num_qo_heads))
 
 
+_DUMMIES = {}
+
+
 def _dummy(device, dtype):
-    return torch.empty(1, dtype=dtype, device=device)
+    """A 1-element placeholder for a pointer the kernel does not touch (never written)."""
+    t = _DUMMIES.get((device, dtype))
+    if t is None:
+        t = _DUMMIES[(device, dtype)] = torch.empty(1, dtype=dtype, device=device)
+    return t
 
 
 def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len, kv_len, n_programs, page_size,
