@@ -78,8 +78,8 @@ def _seq_heads_dim(t: torch.Tensor, kv_layout: int):
     return (t.shape[0], t.shape[1], t.shape[2]) if kv_layout == 0 else (t.shape[1], t.shape[0], t.shape[2])
 
 
-def check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode, sm_scale,
-                         window_left, logits_soft_cap, rope_scale, rope_theta, v_scale):
+def _dense_kv(k, v, kv_layout):
+    """(kv_len, H_k, D_k, H_v, D_v) of 3-D K/V tensors in layout kv_layout."""
     check_ndim("k", k, (3,))
     check_ndim("v", v, (3,))
     check_choice("kv_layout", kv_layout, (0, 1))
@@ -87,6 +87,12 @@ def check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_la
     kv_len_v, h_v, d_v = _seq_heads_dim(v, kv_layout)
     if kv_len_v != kv_len:
         raise ValueError(f"v: expected kv_len {kv_len} (as k), got {kv_len_v}")
+    return kv_len, h_k, d_k, h_v, d_v
+
+
+def check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode, sm_scale,
+                         window_left, logits_soft_cap, rope_scale, rope_theta, v_scale):
+    kv_len, h_k, d_k, h_v, d_v = _dense_kv(k, v, kv_layout)
     check_common(out, lse, q, k, v, "k", "v", h_k, h_v, d_k, d_v, packed_custom_mask, mask_mode, kv_layout,
                  pos_encoding_mode, q.shape[0])
     if mask_mode == 1 and q.shape[0] > kv_len:
@@ -96,13 +102,7 @@ def check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_la
 def check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
                                pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
                                v_scale):
-    check_ndim("k", k, (3,))
-    check_ndim("v", v, (3,))
-    check_choice("kv_layout", kv_layout, (0, 1))
-    kv_len, h_k, d_k = _seq_heads_dim(k, kv_layout)
-    kv_len_v, h_v, d_v = _seq_heads_dim(v, kv_layout)
-    if kv_len_v != kv_len:
-        raise ValueError(f"v: expected {kv_len} rows (as k), got {kv_len_v}")
+    _, h_k, d_k, h_v, d_v = _dense_kv(k, v, kv_layout)
     check_common(out, lse, q, k, v, "k", "v", h_k, h_v, d_k, d_v, packed_custom_mask, mask_mode, kv_layout,
                  pos_encoding_mode, q.shape[0])
     check_work(work, q, block_m)
