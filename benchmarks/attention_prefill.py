@@ -153,3 +153,24 @@ def _row(op, b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode, host)
                sdpa_cudnn_tflops=round(tf_cudnn, 1) if tf_cudnn else None,
                ratio_vs_flash=round(tf / tf_flash, 3) if tf_flash else None,
                ratio_vs_cudnn=round(tf / tf_cudnn, 3) if tf_cudnn else None, tile=tile)
+
+
+def tile_sweep(tiles=("table", "128,128,8,3", "128,64,8,4")) -> List[str]:
+    """sm90 tile experiments (FLASHINFER_PREFILL_TILE="BM,BN,WARPS,STAGES"; "table" = the shipped
+    table): ragged at the three shapes, paged at B=4 L=4096. How the shipped sm90 tiles were chosen."""
+    lines = []
+    for b, l in SHAPES:
+        for t in tiles:
+            if t == "table":
+                os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+            else:
+                os.environ["FLASHINFER_PREFILL_TILE"] = t
+            for name, make in (("ragged", _ragged_case), ("paged", _paged_case)):
+                if name == "paged" and (b, l) != (4, 4096):
+                    continue
+                _, fns = make(b, l, 1)
+                us = time_device_us(fns, warmup=2, reps=10)
+                lines.append(f"B={b} L={l} {name} tile={t}: {us:.1f} us {_tflops(b, l, us):.1f} TFLOP/s")
+                print(lines[-1], flush=True)
+    os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+    return lines
