@@ -14,7 +14,7 @@ import torch
 
 logger = logging.getLogger("flashinfer")
 
-ADAPTER_MODULES = ("norm",)
+ADAPTER_MODULES = ("norm", "page")
 _loaded = False
 _warned = set()
 

@@ -4,6 +4,7 @@ import functools
 import torch
 import triton
 
+from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
 from ..configs.activation import BLOCK_D_BUCKETS, act_config, act_tile
@@ -38,7 +39,7 @@ def _launch(out, input, act):
     target = y if y is not None else torch.empty(x.shape[0], d, dtype=out.dtype, device=out.device)
     block_m, block_d, options = _launch_plan(arch_family(input.device), d)
     grid = (triton.cdiv(x.shape[0], block_m), triton.cdiv(d, block_d))
-    act_and_mul_kernel[grid](
+    launch(act_and_mul_kernel, grid,
         target, x, x.shape[0], d, x.stride(0), target.stride(0),
         ACT=act, BLOCK_M=block_m, BLOCK_D=block_d, **options,
     )

@@ -4,6 +4,7 @@ import functools
 import torch
 import triton
 
+from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import FAMILIES, arch_family
 from ..configs.norm import BLOCK_N_BUCKETS, LOOP_BLOCK_N, norm_config, norm_tile
@@ -38,7 +39,7 @@ def _launch(out, input, residual, weight, bias, eps, weight_offset, layernorm, f
     _, s_res_o, s_res_i = _row_layout(res)
     block_m, block_n, single, options = _launch_plan(arch_family(input.device), hidden)
     grid = (triton.cdiv(n_rows, block_m),)
-    norm_kernel[grid](
+    launch(norm_kernel, grid,
         out, input, res, weight, bias if bias is not None else weight,
         n_rows, n_inner, hidden,
         s_out_o, s_out_i, s_in_o, s_in_i, s_res_o, s_res_i,

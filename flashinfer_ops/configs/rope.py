@@ -1,0 +1,34 @@
+"""Launch tables for the RoPE and paged-append kernels (memory bound: ~16 bytes a thread a load)."""
+from typing import Tuple
+
+import triton
+
+from . import LaunchConfig
+
+# Rotary half-widths are padded to one of these tiles (rotary_dim <= 256).
+HALF_BUCKETS = (32, 64, 128)
+REST_BLOCK = 64
+HEADS_PER_PROGRAM = 8
+# Paged append: head-dim chunk widths.
+APPEND_D_BUCKETS = (64, 128)
+APPEND_BLOCK_T = 16
+
+
+def rope_tile(half: int) -> Tuple[int, int]:
+    """(BLOCK_T, BLOCK_HALF) for a rotary half-width."""
+    block_half = max(HALF_BUCKETS[0], triton.next_power_of_2(max(half, 1)))
+    if block_half > HALF_BUCKETS[-1]:
+        raise ValueError(f"rotary_dim: at most {2 * HALF_BUCKETS[-1]} supported, got {2 * half}")
+    return max(8, 1024 // block_half), block_half
+
+
+def rope_config(family: str, block_t: int, block_half: int) -> LaunchConfig:
+    return LaunchConfig(num_warps=max(1, min(8, block_t * block_half // 256)), num_stages=1)
+
+
+def append_block_d(d: int) -> int:
+    return min(APPEND_D_BUCKETS[-1], max(APPEND_D_BUCKETS[0], triton.next_power_of_2(max(d, 1))))
+
+
+def append_config(family: str, block_d: int) -> LaunchConfig:
+    return LaunchConfig(num_warps=max(1, APPEND_BLOCK_T * block_d // 512), num_stages=1)
