@@ -377,3 +377,30 @@ def test_wrappers_on_gpu_large(dtype):
     ro, rl = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
     _close(o, ro, dtype)
     torch.testing.assert_close(lse, rl, rtol=1e-2, atol=1e-2)
+
+
+def test_ragged_graph_mode_fixed_schedule_replans():
+    """Graph mode: fixed batch, persistent schedule sized at the first plan; a later plan with a
+    different composition (same rows) reuses the same buffers."""
+    b = 3
+    qo_buf = torch.zeros(b + 1, dtype=torch.int32, device=DEV)
+    kv_buf = torch.zeros(b + 1, dtype=torch.int32, device=DEV)
+    w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), use_cuda_graph=True, qo_indptr_buf=qo_buf,
+                                                        kv_indptr_buf=kv_buf)
+    q = torch.randn(12, 4, 64, device=DEV).half()
+    k = torch.randn(40, 2, 64, device=DEV).half()
+    v = torch.randn(40, 2, 64, device=DEV).half()
+    work = None
+    for qo, kv in (([2, 4, 6], [9, 4, 27]), ([10, 1, 1], [12, 1, 20])):
+        qo_ip = torch.tensor(np.concatenate([[0], np.cumsum(qo)]), dtype=torch.int32)
+        kv_ip = torch.tensor(np.concatenate([[0], np.cumsum(kv)]), dtype=torch.int32)
+        w.plan(qo_ip, kv_ip, 4, 2, 64, causal=True)
+        assert work is None or w._work is work, "graph mode must keep the schedule buffer"
+        work = w._work
+        assert torch.equal(qo_buf.cpu(), qo_ip)
+        o = w.run(q, k, v)
+        for i in range(b):
+            s, e, ks, ke = qo_ip[i], qo_ip[i + 1], kv_ip[i], kv_ip[i + 1]
+            _close(o[s:e], single_attention(q[s:e], k[ks:ke], v[ks:ke], causal=True)[0], torch.float16)
+    with pytest.raises(ValueError, match="batch size"):
+        w.plan(torch.tensor([0, 12], dtype=torch.int32), torch.tensor([0, 40], dtype=torch.int32), 4, 2, 64)
