@@ -159,3 +159,12 @@ def merge_states(v: torch.Tensor, s: torch.Tensor) -> Tuple[torch.Tensor, torch.
     so = torch.where(tot > 0, m_safe + torch.log2(torch.where(tot > 0, tot, torch.ones_like(tot))),
                      torch.full_like(tot, float("-inf")))
     return vo, so
+
+
+def unpack_mask_bits(packed: torch.Tensor, byte_offset: int, n: int) -> torch.Tensor:
+    """Bool [n]: bits of a little-endian packed mask (FlashInfer's packbits(..., "little")) starting
+    at byte `byte_offset`."""
+    nbytes = (n + 7) // 8
+    b = packed[byte_offset:byte_offset + nbytes].to(torch.int32)
+    bits = (b[:, None] >> torch.arange(8, device=packed.device, dtype=torch.int32)[None, :]) & 1
+    return bits.reshape(-1)[:n].to(torch.bool)

@@ -16,6 +16,12 @@ from .decode import (
 from .activation import gelu_and_mul, gelu_tanh_and_mul, silu_and_mul
 from .norm import fused_add_rmsnorm, gemma_fused_add_rmsnorm, gemma_rmsnorm, layernorm, rmsnorm
 from .page import append_paged_kv_cache, get_batch_indices_positions, get_seq_lens
+from .prefill import (
+    BatchPrefillWithPagedKVCacheWrapper,
+    BatchPrefillWithRaggedKVCacheWrapper,
+    single_prefill_with_kv_cache,
+    single_prefill_with_kv_cache_return_lse,
+)
 from .quantization import packbits, segment_packbits
 from .rope import (
     apply_llama31_rope,
@@ -45,3 +51,4 @@ from .sampling import (
 )
 from . import logits_processor  # noqa: E402
 from .utils import next_positive_power_of_2, use_torch_custom_ops_enabled
+from . import prefill  # noqa: E402,F401  (flashinfer.prefill, as FlashInfer)

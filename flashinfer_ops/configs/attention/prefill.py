@@ -1,0 +1,117 @@
+"""Launch table for the prefill attention kernel: (BLOCK_M, BLOCK_N) tile and launch options per
+arch family and head-dim pair. BLOCK_M counts packed (query, head-in-group) rows.
+
+gfx942 has 64 KiB LDS: K and V tiles of BLOCK_N x D bf16 plus the Q tile must fit with the chosen
+number of stages, and every D128 variant must keep occupancy >= 2 (the gate checks it).
+gfx950 has 160 KiB LDS; it shares gfx942's tiles (one compiled variant per key). One stage on
+both: Triton 3.5.1 spills the D128 tile on gfx950 with two. D192/D256 EXTRA variants run at
+occupancy 1 (waves_per_eu=1 lets them use AGPRs instead of scratch). sm90 (H100) is the run-time test machine.
+"""
+import dataclasses
+import functools
+import os
+from typing import Tuple
+
+
+from .. import LaunchConfig, interpreting
+
+# (head_dim_qk, head_dim_vo) pairs with a shipped kernel variant.
+HEAD_DIMS = ((64, 64), (128, 128), (256, 256), (192, 128))
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefillConfig:
+    block_m: int
+    block_n: int
+    launch: LaunchConfig
+    min_occupancy: int = 1
+
+
+def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
+    return PrefillConfig(bm, bn, LaunchConfig(num_warps=warps, num_stages=stages, waves_per_eu=wpe,
+                                              matrix_instr_nonkdim=nonk), occ)
+
+
+_TABLE = {
+    "sm90": {
+        (64, 64): _cfg(128, 64, 4, 3),
+        (128, 128): _cfg(128, 64, 8, 3),
+        (256, 256): _cfg(64, 64, 4, 2),
+        (192, 128): _cfg(64, 64, 4, 2),
+    },
+    "gfx942": {
+        (64, 64): _cfg(128, 64, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 64, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 8, 1, nonk=16),
+        (192, 128): _cfg(64, 16, 8, 1, nonk=16),
+    },
+    "gfx950": {
+        (64, 64): _cfg(128, 64, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 64, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 8, 1, nonk=16),
+        (192, 128): _cfg(64, 16, 8, 1, nonk=16),
+    },
+}
+
+# EXTRA variants (RoPE / ALiBi / soft cap / custom mask as runtime branches) need more registers:
+# same BLOCK_M as the lean variant (plan() schedules with it before knowing forward() overrides),
+# narrower BLOCK_N and/or more warps.
+_EXTRA = {
+    "sm90": {
+        (64, 64): _cfg(128, 32, 8, 2),
+        (128, 128): _cfg(128, 32, 8, 2),
+        (256, 256): _cfg(64, 32, 4, 2),
+        (192, 128): _cfg(64, 32, 4, 2),
+    },
+    "gfx942": {
+        (64, 64): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 4, 1, wpe=1, nonk=16),
+        (192, 128): _cfg(64, 16, 4, 1, wpe=1, nonk=16),
+    },
+    "gfx950": {
+        (64, 64): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (128, 128): _cfg(128, 16, 8, 1, wpe=2, nonk=16, occ=2),
+        (256, 256): _cfg(64, 16, 4, 1, wpe=1, nonk=16),
+        (192, 128): _cfg(64, 16, 4, 1, wpe=1, nonk=16),
+    },
+}
+
+# Paged lean variants: BLOCK_N per family (sm90: measured on the H100, B=4 L=4096 causal bf16
+# 32/8 heads D128 page 16: BLOCK_N 128 267 TFLOP/s vs 64 247; AMD: 64 spills under Triton 3.5.1).
+_PAGED_BLOCK_N = {"sm90": {(128, 128): 128}, "gfx942": {(128, 128): 32}, "gfx950": {(128, 128): 32}}
+
+# fp8 K/V (decoded in registers) on AMD: the lean D64/D128 variants take BLOCK_N 32 (64 spills).
+_FP8_BLOCK_N = {"gfx942": {(64, 64): 32, (128, 128): 32}, "gfx950": {(64, 64): 32, (128, 128): 32}}
+
+_INTERPRET = _cfg(32, 16, 4, 1)
+
+
+def padded_dims(head_dim_qk: int, head_dim_vo: int) -> Tuple[int, int]:
+    return 1 << (head_dim_qk - 1).bit_length(), 1 << (head_dim_vo - 1).bit_length()
+
+
+def prefill_config(family: str, head_dim_qk: int, head_dim_vo: int, extra: bool = False,
+                   fp8: bool = False, paged: bool = False) -> PrefillConfig:
+    """Tile and launch options; FLASHINFER_PREFILL_TILE="BM,BN,WARPS,STAGES" overrides on sm90
+    (benchmark experiments only)."""
+    return _lookup(family, head_dim_qk, head_dim_vo, extra, fp8, paged, interpreting(),
+                   os.environ.get("FLASHINFER_PREFILL_TILE", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def _lookup(family, head_dim_qk, head_dim_vo, extra, fp8, paged, interp, tile_env) -> PrefillConfig:
+    if interp:
+        return _INTERPRET
+    if family == "sm90" and tile_env:
+        bm, bn, w, s = (int(x) for x in tile_env.split(","))
+        return _cfg(bm, bn, w, s)
+    key = (head_dim_qk, head_dim_vo)
+    if extra and key in _EXTRA[family]:
+        return _EXTRA[family][key]
+    cfg = _TABLE[family][key]
+    if paged and key in _PAGED_BLOCK_N.get(family, {}):
+        cfg = dataclasses.replace(cfg, block_n=_PAGED_BLOCK_N[family][key])
+    if fp8 and key in _FP8_BLOCK_N.get(family, {}):
+        cfg = dataclasses.replace(cfg, block_n=min(cfg.block_n, _FP8_BLOCK_N[family][key]))
+    return cfg

@@ -1,0 +1,134 @@
+"""Metadata contracts of the prefill ops (the checks every implementation runs first) and fakes.
+
+Only metadata is read (shapes, dtypes, devices, strides), so the same checks run on real, fake and
+meta tensors. Schedule and page-table *contents* are validated by the wrappers' plan() on the host.
+"""
+from typing import Optional
+
+import torch
+
+from ..._checks import (
+    FLOAT16_TYPES,
+    check_choice,
+    check_dtype,
+    check_last_dim_contiguous,
+    check_ndim,
+    check_out,
+    check_same_device,
+)
+from ...configs.attention.prefill import HEAD_DIMS
+
+FP8_TYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+                  if hasattr(torch, n))
+WORK_WORDS = 8
+
+
+def check_kv_dtype(name: str, kv: torch.Tensor, q: torch.Tensor) -> None:
+    """K/V are the dtype of q (fp16/bf16) or one of the four fp8 formats."""
+    check_dtype(name, kv, (q.dtype,) + FP8_TYPES)
+
+
+def check_common(out, lse, q, k, v, k_name, v_name, heads_k, heads_v, dqk_k, dvo_v, mask, mask_mode, kv_layout,
+                 pos_encoding_mode, rows):
+    check_ndim("q", q, (3,))
+    check_dtype("q", q, FLOAT16_TYPES)
+    check_last_dim_contiguous("q", q)
+    check_kv_dtype(k_name, k, q)
+    if v.dtype != k.dtype:
+        raise ValueError(f"{v_name}: expected dtype {k.dtype} (same as {k_name}), got {v.dtype}")
+    check_last_dim_contiguous(k_name, k)
+    check_last_dim_contiguous(v_name, v)
+    check_choice("mask_mode", mask_mode, (0, 1, 2))
+    check_choice("kv_layout", kv_layout, (0, 1))
+    check_choice("pos_encoding_mode", pos_encoding_mode, (0, 1, 2))
+    h_qo, d_qk = q.shape[1], q.shape[2]
+    if heads_k != heads_v:
+        raise ValueError(f"{v_name}: expected {heads_k} kv heads (as {k_name}), got {heads_v}")
+    if heads_k <= 0 or h_qo % heads_k != 0:
+        raise ValueError(f"num_qo_heads ({h_qo}) must be a positive multiple of num_kv_heads ({heads_k})")
+    if dqk_k != d_qk:
+        raise ValueError(f"{k_name}: expected head_dim {d_qk} (as q), got {dqk_k}")
+    if (d_qk, dvo_v) not in HEAD_DIMS:
+        raise ValueError(f"(head_dim_qk, head_dim_vo): expected one of {list(HEAD_DIMS)}, got {(d_qk, dvo_v)}")
+    check_out("out", out, (rows, h_qo, dvo_v), q.dtype, q.device)
+    check_last_dim_contiguous("out", out)
+    if lse is not None:
+        check_out("lse", lse, (rows, h_qo), torch.float32, q.device)
+    if mask_mode == 2:
+        if mask is None:
+            raise ValueError("packed_custom_mask: required when mask_mode is 2 (custom)")
+    if mask is not None:
+        check_ndim("packed_custom_mask", mask, (1,))
+        check_dtype("packed_custom_mask", mask, (torch.uint8,))
+    check_same_device([("q", q), (k_name, k), (v_name, v), ("out", out), ("lse", lse), ("packed_custom_mask", mask)])
+
+
+def check_work(work: torch.Tensor, q: torch.Tensor, block_m: int) -> None:
+    check_ndim("work", work, (2,))
+    check_dtype("work", work, (torch.int32,))
+    if work.shape[1] != WORK_WORDS or not work.is_contiguous():
+        raise ValueError(f"work: expected a contiguous [n, {WORK_WORDS}] schedule, got shape {tuple(work.shape)}")
+    if block_m not in (16, 32, 64, 128, 256):
+        raise ValueError(f"block_m: expected a power of two in 16..256, got {block_m}")
+    check_same_device([("q", q), ("work", work)])
+
+
+def _seq_heads_dim(t: torch.Tensor, kv_layout: int):
+    """(seq, heads, dim) of a 3-D K/V tensor in layout kv_layout."""
+    return (t.shape[0], t.shape[1], t.shape[2]) if kv_layout == 0 else (t.shape[1], t.shape[0], t.shape[2])
+
+
+def _dense_kv(k, v, kv_layout):
+    """(kv_len, H_k, D_k, H_v, D_v) of 3-D K/V tensors in layout kv_layout."""
+    check_ndim("k", k, (3,))
+    check_ndim("v", v, (3,))
+    check_choice("kv_layout", kv_layout, (0, 1))
+    kv_len, h_k, d_k = _seq_heads_dim(k, kv_layout)
+    kv_len_v, h_v, d_v = _seq_heads_dim(v, kv_layout)
+    if kv_len_v != kv_len:
+        raise ValueError(f"v: expected kv_len {kv_len} (as k), got {kv_len_v}")
+    return kv_len, h_k, d_k, h_v, d_v
+
+
+def check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode, sm_scale,
+                         window_left, logits_soft_cap, rope_scale, rope_theta, v_scale):
+    kv_len, h_k, d_k, h_v, d_v = _dense_kv(k, v, kv_layout)
+    check_common(out, lse, q, k, v, "k", "v", h_k, h_v, d_k, d_v, packed_custom_mask, mask_mode, kv_layout,
+                 pos_encoding_mode, q.shape[0])
+    if mask_mode == 1 and q.shape[0] > kv_len:
+        raise ValueError(f"causal: qo_len ({q.shape[0]}) > kv_len ({kv_len}) is not supported")
+
+
+def check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
+                               pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
+                               v_scale):
+    _, h_k, d_k, h_v, d_v = _dense_kv(k, v, kv_layout)
+    check_common(out, lse, q, k, v, "k", "v", h_k, h_v, d_k, d_v, packed_custom_mask, mask_mode, kv_layout,
+                 pos_encoding_mode, q.shape[0])
+    check_work(work, q, block_m)
+
+
+def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
+                              mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
+                              rope_scale, rope_theta, v_scale):
+    check_ndim("k_cache", k_cache, (4,))
+    check_ndim("v_cache", v_cache, (4,))
+    check_choice("kv_layout", kv_layout, (0, 1))
+    hk, hv = (2, 2) if kv_layout == 0 else (1, 1)
+    pk, pv = (1, 1) if kv_layout == 0 else (2, 2)
+    if k_cache.shape[0] != v_cache.shape[0] or k_cache.shape[pk] != v_cache.shape[pv]:
+        raise ValueError(f"v_cache: expected {k_cache.shape[0]} pages of {k_cache.shape[pk]} slots (as k_cache), "
+                         f"got shape {tuple(v_cache.shape)}")
+    check_common(out, lse, q, k_cache, v_cache, "k_cache", "v_cache", k_cache.shape[hk], v_cache.shape[hv],
+                 k_cache.shape[3], v_cache.shape[3], packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode,
+                 q.shape[0])
+    check_work(work, q, block_m)
+    check_ndim("kv_indices", kv_indices, (1,))
+    check_dtype("kv_indices", kv_indices, (torch.int32,))
+    check_same_device([("q", q), ("kv_indices", kv_indices)])
+
+
+# The ops write into caller-provided tensors and return (): a fake is the check alone.
+single_prefill_fake = check_single_prefill
+batch_prefill_ragged_fake = check_batch_prefill_ragged
+batch_prefill_paged_fake = check_batch_prefill_paged

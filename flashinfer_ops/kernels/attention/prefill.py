@@ -1,0 +1,274 @@
+"""Triton prefill attention: FA2-style online softmax over K/V tiles, one kernel for single,
+ragged-batch and paged-batch prefill.
+
+Program (w, kvh): work item w (a request and a tile of BLOCK_M packed rows) and kv head kvh. GQA
+heads are packed into the M tile: packed row r of a request is (query r // group, head-in-group
+r % group), so every K/V tile is loaded once per kv head and serves the whole group.
+
+Work item (int32 x WORK_WORDS, written by plan()): [tile_row0, qo_start, qo_len, kv_start, kv_len,
+mask_byte_off, -, -]. qo_len == 0 marks an unused slot (graph-mode padding). Single prefill
+(runtime flag `single`) takes the item from its scalars and the program id instead.
+
+K/V columns are visited in three ranges: masked tiles left of the sliding window's full range,
+unmasked tiles (visible to every row of the tile: no per-element masking), and masked tiles at the
+causal diagonal / the kv_len edge. A custom mask makes every visited tile masked. Causal tiles
+beyond the diagonal of the tile's last query are never visited.
+
+Scores are kept in base 2: s2 = (q.k) * sm_scale * log2(e) (after soft cap and ALiBi, which work
+in natural units), so LSE comes out in base 2 as FlashInfer's.
+
+EXTRA=False compiles the lean variant (no RoPE, ALiBi, soft cap or custom mask: those branches
+are removed, which keeps the D128 tile within 256 VGPRs on gfx942); EXTRA=True keeps them as
+runtime branches (smaller tiles).
+
+fp8 K/V arrive as uint8 bits and are decoded exactly in registers (runtime exponent / mantissa
+widths and bias), which serves e4m3fn, e5m2, e4m3fnuz and e5m2fnuz on every arch alike (Triton on
+sm90 cannot compute with the FNUZ types). NaN / inf encodings are not special-cased.
+"""
+import triton
+import triton.language as tl
+
+WORK_WORDS = 8
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _decode_fp8(b, exp_bits, man_bits, bias):
+    """uint8 fp8 bits -> float32 value (exact for finite encodings)."""
+    b = b.to(tl.int32)
+    s = (b >> 7) & 1
+    e = (b >> man_bits) & ((1 << exp_bits) - 1)
+    m = b & ((1 << man_bits) - 1)
+    normal_bits = ((e - bias + 127) << 23) | (m << (23 - man_bits))
+    normal = normal_bits.to(tl.float32, bitcast=True)
+    # subnormal: m * 2^(1 - bias - man_bits)
+    sub = m.to(tl.float32) * tl.exp2((1 - bias - man_bits).to(tl.float32))
+    val = tl.where(e == 0, sub, normal)
+    return tl.where(s == 1, -val, val)
+
+
+@triton.jit
+def _rope_halves(a, b, pos, offs_h, head_dim, rcp_scale, log2_theta):
+    """Rotate-half RoPE on the two halves of x [R, D] (a = dims [0, D/2), b = [D/2, D), fp32) at
+    positions pos [R]: returns (a cos - b sin, b cos + a sin)."""
+    inv_freq = tl.exp2(-(2.0 * offs_h.to(tl.float32) / head_dim) * log2_theta)
+    ang = (pos.to(tl.float32) * rcp_scale)[:, None] * inv_freq[None, :]
+    TWO_PI: tl.constexpr = 6.283185307179586
+    ang = ang - TWO_PI * tl.floor(ang / TWO_PI + 0.5)
+    c = tl.cos(ang)
+    sn = tl.sin(ang)
+    return a * c - b * sn, b * c + a * sn
+
+
+@triton.jit
+def _load_kv(ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_p, stride_n, stride_h, kvh, offs_d, d_lim: tl.constexpr,
+             PAGED: tl.constexpr):
+    """Tile [BLOCK_N, BLOCK_D] of K or V rows `cols` of one request (raw element type)."""
+    cmask = cols < kv_len
+    if PAGED:
+        page = tl.load(idx_ptr + kv_start + cols // page_size, mask=cmask, other=0).to(tl.int64)
+        row_off = page * stride_p + (cols % page_size).to(tl.int64) * stride_n
+        ptrs = ptr + (row_off + kvh.to(tl.int64) * stride_h)[:, None] + offs_d[None, :]
+    else:
+        # ptr is already the request's (row 0, head kvh) address: 32-bit offsets within the request
+        ptrs = ptr + (cols * stride_n)[:, None] + offs_d[None, :]
+    return tl.load(ptrs, mask=cmask[:, None] & (offs_d < d_lim)[None, :], other=0)
+
+
+@triton.jit
+def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
+               k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
+               stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
+               offs_n, offs_dqk, offs_dvo, head_dim_qk: tl.constexpr, head_dim_vo: tl.constexpr,
+               mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_on,
+               rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
+               PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr, MASKED: tl.constexpr):
+    cols = start_n + offs_n
+    if EXTRA:
+        # q arrives as two halves of the feature dim (qa, qb); so does K, which lets RoPE rotate
+        # without reloading partner dims: qk = qa.ka^T + qb.kb^T.
+        half = head_dim_qk // 2
+        ka = _load_kv(k_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
+                      offs_dqk, half, PAGED)
+        kb = _load_kv(k_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
+                      offs_dqk + half, head_dim_qk, PAGED)
+        if KV_FP8:
+            ka = _decode_fp8(ka, fp8_exp, fp8_man, fp8_bias)
+            kb = _decode_fp8(kb, fp8_exp, fp8_man, fp8_bias)
+        if use_rope:
+            ra, rb = _rope_halves(ka.to(tl.float32), kb.to(tl.float32), cols, offs_dqk, head_dim_qk,
+                                  rope_rcp_scale, rope_log2_theta)
+            ka = ra.to(ka.dtype)
+            kb = rb.to(kb.dtype)
+        qk = tl.dot(qa, tl.trans(ka.to(qa.dtype)))
+        qk = tl.dot(qb, tl.trans(kb.to(qa.dtype)), qk)
+    else:
+        k = _load_kv(k_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
+                     offs_dqk, head_dim_qk, PAGED)
+        if KV_FP8:
+            k = _decode_fp8(k, fp8_exp, fp8_man, fp8_bias)
+        qk = tl.dot(qa, tl.trans(k.to(qa.dtype)))
+    if EXTRA and soft_cap > 0:
+        t = qk * (sm_scale / soft_cap)
+        # tanh(t) = 1 - 2 / (exp(2t) + 1), in base 2
+        s = soft_cap * (1.0 - 2.0 / (tl.exp2(t * (2.0 * 1.4426950408889634)) + 1.0))
+        s = s * 1.4426950408889634
+    else:
+        s = qk * (sm_scale * 1.4426950408889634)
+    if EXTRA and alibi_on:
+        s = s + (slope * 1.4426950408889634)[:, None] * (cols[None, :] - row_pos[:, None]).to(tl.float32)
+    if MASKED:
+        keep = (cols < kv_len)[None, :] & row_ok[:, None]
+        if mask_mode == 1:
+            keep = keep & (cols[None, :] <= row_pos[:, None])
+        if EXTRA and mask_mode == 2:
+            bit = (qi * kv_len)[:, None] + cols[None, :]  # within the request's segment (int32)
+            byte = tl.load(mask_ptr + mask_byte0 + (bit >> 3), mask=keep, other=0).to(tl.int32)
+            keep = keep & (((byte >> (bit & 7)) & 1) != 0)
+        if window_left >= 0:
+            keep = keep & (cols[None, :] >= row_pos[:, None] - window_left)
+        s = tl.where(keep, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = m_new
+    p = tl.exp2(s - m_safe[:, None])
+    alpha = tl.exp2(m_i - m_safe)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    v = _load_kv(v_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_vp, stride_vn, stride_vh, kvh,
+                 offs_dvo, head_dim_vo, PAGED)
+    if KV_FP8:
+        v = _decode_fp8(v, fp8_exp, fp8_man, fp8_bias)
+    acc = acc * alpha[:, None] + tl.dot(p.to(qa.dtype), v.to(qa.dtype))
+    return acc, m_new, l_i
+
+
+# Head dims are constexpr: masks against them must be provably uniform over vector widths, or the
+# loads are not vectorised (a runtime head_dim halved the H100 throughput). Runtime ints that must
+# not be specialised (value 1 / multiple of 16) into extra compiled
+# variants: one compiled kernel serves every mask mode, group size, page size and flag.
+@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "group", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
+                               "fp8_exp", "fp8_man", "fp8_bias"])
+def prefill_kernel(
+    q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
+    stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
+    stride_on, stride_oh, stride_ln, stride_lh,
+    single, single_qo_len, single_kv_len, page_size, group,
+    mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
+    write_lse, fp8_exp, fp8_man, fp8_bias,
+    HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
+    PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    kvh = tl.program_id(1)
+    if single != 0:
+        tile_row0 = pid * BLOCK_M
+        qo_start = single_qo_len * 0
+        qo_len = single_qo_len
+        kv_start = single_qo_len * 0
+        kv_len = single_kv_len
+        mask_byte = single_qo_len * 0
+    else:
+        wp = work_ptr + pid * 8
+        tile_row0 = tl.load(wp)
+        qo_start = tl.load(wp + 1)
+        qo_len = tl.load(wp + 2)
+        kv_start = tl.load(wp + 3)
+        kv_len = tl.load(wp + 4)
+        mask_byte = tl.load(wp + 5)
+    if qo_len <= 0:
+        return
+    offs_m = tile_row0 + tl.arange(0, BLOCK_M)
+    qi = offs_m // group
+    hq = kvh * group + offs_m % group
+    row_ok = qi < qo_len
+    off = kv_len - qo_len
+    row_pos = qi + off
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_dvo = tl.arange(0, BLOCK_DVO)
+
+    q_rows = (qo_start + qi).to(tl.int64) * stride_qn + hq.to(tl.int64) * stride_qh
+    if EXTRA:
+        # two halves of the feature dim, each padded to BLOCK_DQK // 2 (see _attn_tile)
+        offs_dqk = tl.arange(0, BLOCK_DQK // 2)
+        half = HEAD_DIM_QK // 2
+        qa = tl.load(q_ptr + q_rows[:, None] + offs_dqk[None, :], mask=row_ok[:, None] & (offs_dqk < half)[None, :],
+                     other=0)
+        qb = tl.load(q_ptr + q_rows[:, None] + half + offs_dqk[None, :],
+                     mask=row_ok[:, None] & (offs_dqk < half)[None, :], other=0)
+        if use_rope:
+            ra, rb = _rope_halves(qa.to(tl.float32), qb.to(tl.float32), row_pos, offs_dqk, HEAD_DIM_QK,
+                                  rope_rcp_scale, rope_log2_theta)
+            qa = ra.to(q_ptr.dtype.element_ty)
+            qb = rb.to(q_ptr.dtype.element_ty)
+    else:
+        offs_dqk = tl.arange(0, BLOCK_DQK)
+        qa = tl.load(q_ptr + q_rows[:, None] + offs_dqk[None, :],
+                     mask=row_ok[:, None] & (offs_dqk < HEAD_DIM_QK)[None, :], other=0)
+        qb = qa
+
+    # ALiBi slope per packed row (0 when off): standard geometric slopes of H_qo heads.
+    hqf = hq.to(tl.float32)
+    nf = tl.maximum(alibi_n, 1).to(tl.float32)
+    slope = tl.where(hq < alibi_n, tl.exp2(-8.0 / nf * (hqf + 1.0)),
+                     tl.exp2(-4.0 / nf * (2.0 * (hqf - nf) + 1.0)))
+    slope = tl.where(alibi_n > 0, slope, 0.0)
+
+    # Column ranges (see module docstring).
+    i_min = tile_row0 // group
+    i_max = tl.minimum((tile_row0 + BLOCK_M - 1) // group, qo_len - 1)
+    hi = kv_len
+    full_hi = kv_len
+    if mask_mode == 1:
+        hi = tl.minimum(kv_len, tl.maximum(i_max + off + 1, 0))
+        full_hi = tl.minimum(kv_len, tl.maximum(i_min + off + 1, 0))
+    full_hi = (full_hi // BLOCK_N) * BLOCK_N
+    lo = kv_len * 0
+    full_lo = kv_len * 0
+    if window_left >= 0:
+        lo = (tl.maximum(i_min + off - window_left, 0) // BLOCK_N) * BLOCK_N
+        full_lo = tl.cdiv(tl.maximum(i_max + off - window_left, 0), BLOCK_N) * BLOCK_N
+    if mask_mode == 2:
+        full_lo = lo
+        full_hi = lo
+    n1 = tl.cdiv(tl.maximum(tl.minimum(full_lo, hi) - lo, 0), BLOCK_N)
+    s3 = tl.maximum(full_lo, full_hi)
+    n3 = tl.cdiv(tl.maximum(hi - s3, 0), BLOCK_N)
+    mask_byte0 = mask_byte.to(tl.int64)
+
+    if not PAGED:
+        k_ptr += kv_start.to(tl.int64) * stride_kn + kvh.to(tl.int64) * stride_kh
+        v_ptr += kv_start.to(tl.int64) * stride_vn + kvh.to(tl.int64) * stride_vh
+    acc = tl.zeros([BLOCK_M, BLOCK_DVO], dtype=tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    for start_n in tl.range(full_lo, full_hi, BLOCK_N):
+        acc, m_i, l_i = _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
+                                   k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
+                                   stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
+                                   offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
+                                   mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
+                                   rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
+                                   PAGED, KV_FP8, EXTRA, False)
+    for t in tl.range(0, n1 + n3, num_stages=1):
+        start_n = tl.where(t < n1, lo + t * BLOCK_N, s3 + (t - n1) * BLOCK_N)
+        acc, m_i, l_i = _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
+                                   k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
+                                   stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
+                                   offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
+                                   mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
+                                   rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
+                                   PAGED, KV_FP8, EXTRA, True)
+
+    has = l_i > 0
+    l_safe = tl.where(has, l_i, 1.0)
+    o = acc * (v_scale / l_safe)[:, None]
+    o_rows = (qo_start + qi).to(tl.int64) * stride_on + hq.to(tl.int64) * stride_oh
+    tl.store(o_ptr + o_rows[:, None] + offs_dvo[None, :], o.to(o_ptr.dtype.element_ty),
+             mask=row_ok[:, None] & (offs_dvo < HEAD_DIM_VO)[None, :])
+    if write_lse != 0:
+        lse = tl.where(has, m_i + tl.log2(l_safe), float("-inf"))
+        l_rows = (qo_start + qi).to(tl.int64) * stride_ln + hq.to(tl.int64) * stride_lh
+        tl.store(lse_ptr + l_rows, lse, mask=row_ok)

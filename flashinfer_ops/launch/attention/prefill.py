@@ -1,0 +1,308 @@
+"""CUDA-key (Triton) and CPU-key (reference) implementations of the prefill ops, and the shipped
+kernel variants."""
+import math
+
+import numpy as np
+
+import torch
+import triton
+
+from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
+from ...configs import FAMILIES, arch_family
+from ...configs.attention.prefill import HEAD_DIMS, padded_dims, prefill_config
+from ...fake.attention import prefill as contract
+from ...kernels.attention.prefill import prefill_kernel
+from ...reference import attention as ref
+
+# fp8 format -> (exponent bits, mantissa bits, exponent bias) for the in-kernel decode.
+FP8_FORMAT = {}
+for _n, _f in (("float8_e4m3fn", (4, 3, 7)), ("float8_e5m2", (5, 2, 15)),
+               ("float8_e4m3fnuz", (4, 3, 8)), ("float8_e5m2fnuz", (5, 2, 16))):
+    if hasattr(torch, _n):
+        FP8_FORMAT[getattr(torch, _n)] = _f
+
+
+def alibi_n(num_qo_heads: int) -> int:
+    """2^floor(log2(H)): the ALiBi slope base (see reference.attention.alibi_slopes)."""
+    return 2 ** math.floor(math.log2(num_qo_heads))
+
+
+_DUMMIES = {}
+
+
+def _dummy(device, dtype):
+    """A 1-element placeholder for a pointer the kernel does not touch (never written)."""
+    t = _DUMMIES.get((device, dtype))
+    if t is None:
+        t = _DUMMIES[(device, dtype)] = torch.empty(1, dtype=dtype, device=device)
+    return t
+
+
+def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len, kv_len, n_programs, page_size,
+            k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
+            rope_scale, rope_theta, v_scale):
+    h_qo, d_qk = q.shape[1], q.shape[2]
+    d_vo = out.shape[2]
+    h_kv = k_strides[3]
+    if n_programs == 0 or h_qo == 0 or q.shape[0] == 0:
+        return
+    family = arch_family(q.device)
+    bdqk, bdvo = padded_dims(d_qk, d_vo)
+    fp8 = k.dtype in FP8_FORMAT
+    exp_bits, man_bits, bias = FP8_FORMAT.get(k.dtype, (0, 0, 0))
+    if fp8:
+        k, v = k.view(torch.uint8), v.view(torch.uint8)
+    dev = q.device
+    if lse is None:
+        lse_t, s_ln, s_lh, write_lse = _dummy(dev, torch.float32), 0, 0, 0
+    else:
+        lse_t, s_ln, s_lh, write_lse = lse, lse.stride(0), lse.stride(1), 1
+    if work is None:
+        work = _dummy(dev, torch.int32)
+    idx = kv_indices if kv_indices is not None else work
+    mask_t = mask if mask is not None else _dummy(dev, torch.uint8)
+    rope = pos_encoding_mode == 1
+    extra = rope or pos_encoding_mode == 2 or logits_soft_cap > 0 or mask_mode == 2
+    cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
+    grid = (n_programs, h_kv)
+    prefill_kernel[grid](
+        q, k, v, out, lse_t, work, idx, mask_t,
+        q.stride(0), q.stride(1), k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
+        out.stride(0), out.stride(1), s_ln, s_lh,
+        int(single), qo_len, kv_len, page_size, h_qo // h_kv,
+        mask_mode, window_left, float(sm_scale), float(logits_soft_cap) if logits_soft_cap > 0 else 0.0,
+        float(v_scale), alibi_n(h_qo) if pos_encoding_mode == 2 else 0, int(rope),
+        1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
+        write_lse, exp_bits, man_bits, bias,
+        HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo,
+        **cfg.launch.options(family),
+    )
+
+
+def _dense_strides(t, kv_layout):
+    """(page, seq, head, num_heads) strides of a 3-D K/V tensor."""
+    if kv_layout == 0:
+        return (0, t.stride(0), t.stride(1), t.shape[1])
+    return (0, t.stride(1), t.stride(0), t.shape[0])
+
+
+def _paged_strides(t, kv_layout):
+    if kv_layout == 0:
+        return (t.stride(0), t.stride(1), t.stride(2), t.shape[2])
+    return (t.stride(0), t.stride(2), t.stride(1), t.shape[1])
+
+
+def block_m_for(device: torch.device, head_dim_qk: int, head_dim_vo: int) -> int:
+    """Tile height (packed rows) of the kernel on `device`; plan() schedules with it."""
+    return prefill_config(arch_family(device), head_dim_qk, head_dim_vo).block_m
+
+
+def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m: int, causal: bool):
+    """The schedule (numpy int32 [n, WORK_WORDS]): one item per (request, tile of block_m packed
+    (query, head-in-group) rows), the most expensive first. qo_indptr [B+1], kv_lens / kv_starts /
+    mask_byte_off [B] (kv_start: first K/V row for ragged, first kv_indices entry for paged)."""
+    qo = np.asarray(qo_indptr, dtype=np.int64)
+    kv_lens = np.asarray(kv_lens, dtype=np.int64)
+    qo_lens = np.diff(qo)
+    tiles = -(-qo_lens * group // block_m)
+    total = int(tiles.sum())
+    req = np.repeat(np.arange(qo_lens.shape[0]), tiles)
+    first = np.repeat(np.cumsum(tiles) - tiles, tiles)
+    row0 = (np.arange(total) - first) * block_m
+    w = np.zeros((total, contract.WORK_WORDS), dtype=np.int32)
+    w[:, 0] = row0
+    w[:, 1] = qo[:-1][req]
+    w[:, 2] = qo_lens[req]
+    w[:, 3] = np.asarray(kv_starts, dtype=np.int64)[req]
+    w[:, 4] = kv_lens[req]
+    w[:, 5] = np.asarray(mask_byte_off, dtype=np.int64)[req]
+    w[:, 6] = req
+    cost = kv_lens[req]
+    if causal:
+        cost = np.minimum(cost, np.maximum((row0 + block_m - 1) // group + kv_lens[req] - qo_lens[req] + 1, 0))
+    return w[np.argsort(-cost, kind="stable")]
+
+
+def _check_block_m(q, block_m, d_vo):
+    want = block_m_for(q.device, q.shape[2], d_vo)
+    if block_m != want:
+        raise ValueError(f"block_m: the schedule was built for {block_m}, the kernel on {q.device} uses {want}")
+
+
+# ---- CUDA key (Triton) ------------------------------------------------------------------------
+
+def single_prefill_cuda(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode, sm_scale,
+                        window_left, logits_soft_cap, rope_scale, rope_theta, v_scale):
+    contract.check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode,
+                                  sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta, v_scale)
+    qo_len = q.shape[0]
+    ks, vs = _dense_strides(k, kv_layout), _dense_strides(v, kv_layout)
+    kv_len = k.shape[0] if kv_layout == 0 else k.shape[1]
+    group = q.shape[1] // ks[3]
+    bm = block_m_for(q.device, q.shape[2], out.shape[2])
+    _launch(out, lse, q, k, v, None, None, packed_custom_mask, paged=False, single=True, qo_len=qo_len,
+            kv_len=kv_len, n_programs=triton.cdiv(qo_len * group, bm), page_size=1, k_strides=ks, v_strides=vs,
+            mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode, sm_scale=sm_scale, window_left=window_left,
+            logits_soft_cap=logits_soft_cap, rope_scale=rope_scale, rope_theta=rope_theta, v_scale=v_scale)
+
+
+def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
+                              pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
+                              v_scale):
+    contract.check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
+                                        pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
+                                        rope_theta, v_scale)
+    _check_block_m(q, block_m, out.shape[2])
+    _launch(out, lse, q, k, v, work, None, packed_custom_mask, paged=False, single=False, qo_len=0, kv_len=0,
+            n_programs=work.shape[0], page_size=1, k_strides=_dense_strides(k, kv_layout),
+            v_strides=_dense_strides(v, kv_layout), mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode,
+            sm_scale=sm_scale, window_left=window_left, logits_soft_cap=logits_soft_cap, rope_scale=rope_scale,
+            rope_theta=rope_theta, v_scale=v_scale)
+
+
+def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
+                             kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
+                             rope_theta, v_scale):
+    contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
+                                       mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
+                                       logits_soft_cap, rope_scale, rope_theta, v_scale)
+    _check_block_m(q, block_m, out.shape[2])
+    page_size = k_cache.shape[1] if kv_layout == 0 else k_cache.shape[2]
+    _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
+            kv_len=0, n_programs=work.shape[0], page_size=page_size, k_strides=_paged_strides(k_cache, kv_layout),
+            v_strides=_paged_strides(v_cache, kv_layout), mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode,
+            sm_scale=sm_scale, window_left=window_left, logits_soft_cap=logits_soft_cap, rope_scale=rope_scale,
+            rope_theta=rope_theta, v_scale=v_scale)
+
+
+# ---- CPU key (reference) ----------------------------------------------------------------------
+
+def _one_request(q, k, v, mask_bits, mask_mode, pos_encoding_mode, sm_scale, window_left, cap, rope_scale,
+                 rope_theta, v_scale):
+    o, lse = ref.single_attention(
+        q, k, v, causal=mask_mode == 1, sm_scale=sm_scale, window_left=window_left, logits_soft_cap=cap,
+        alibi=pos_encoding_mode == 2, rope=pos_encoding_mode == 1, rope_scale=rope_scale, rope_theta=rope_theta,
+        custom_mask=mask_bits, v_scale=v_scale)
+    return o, lse
+
+
+def _write(out, lse, rows, o, l):
+    out.narrow(0, rows.start, rows.stop - rows.start).copy_(o)
+    if lse is not None:
+        lse.narrow(0, rows.start, rows.stop - rows.start).copy_(l)
+
+
+def single_prefill_cpu(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode, sm_scale,
+                       window_left, logits_soft_cap, rope_scale, rope_theta, v_scale):
+    contract.check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode,
+                                  sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta, v_scale)
+    if kv_layout == 1:
+        k, v = k.transpose(0, 1), v.transpose(0, 1)
+    mask = None
+    if mask_mode == 2:
+        mask = ref.unpack_mask_bits(packed_custom_mask, 0, q.shape[0] * k.shape[0])
+    o, l = _one_request(q, k, v, mask, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
+                        rope_scale, rope_theta, v_scale)
+    _write(out, lse, range(0, q.shape[0]), o, l)
+
+
+def _requests(work):
+    """Distinct requests of a schedule: (qo_start, qo_len, kv_start, kv_len, mask_byte) per request."""
+    w = work.tolist()
+    return [tuple(x[1:6]) for x in w if x[2] > 0 and x[0] == 0]
+
+
+def batch_prefill_ragged_cpu(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
+                             pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
+                             v_scale):
+    contract.check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
+                                        pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
+                                        rope_theta, v_scale)
+    if kv_layout == 1:
+        k, v = k.transpose(0, 1), v.transpose(0, 1)
+    for qs, ql, ks, kl, mb in _requests(work):
+        mask = ref.unpack_mask_bits(packed_custom_mask, mb, ql * kl) if mask_mode == 2 else None
+        o, l = _one_request(q[qs:qs + ql], k[ks:ks + kl], v[ks:ks + kl], mask, mask_mode, pos_encoding_mode,
+                            sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta, v_scale)
+        _write(out, lse, range(qs, qs + ql), o, l)
+
+
+def batch_prefill_paged_cpu(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
+                            kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
+                            rope_theta, v_scale):
+    contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
+                                       mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
+                                       logits_soft_cap, rope_scale, rope_theta, v_scale)
+    if kv_layout == 1:
+        k_cache, v_cache = k_cache.transpose(1, 2), v_cache.transpose(1, 2)
+    page = k_cache.shape[1]
+    for qs, ql, ks, kl, mb in _requests(work):
+        npages = -(-kl // page)
+        sel = kv_indices[ks:ks + npages].long()
+        k = k_cache[sel].reshape(-1, *k_cache.shape[2:])[:kl]
+        v = v_cache[sel].reshape(-1, *v_cache.shape[2:])[:kl]
+        mask = ref.unpack_mask_bits(packed_custom_mask, mb, ql * kl) if mask_mode == 2 else None
+        o, l = _one_request(q[qs:qs + ql], k, v, mask, mask_mode, pos_encoding_mode, sm_scale, window_left,
+                            logits_soft_cap, rope_scale, rope_theta, v_scale)
+        _write(out, lse, range(qs, qs + ql), o, l)
+
+
+register_op("single_prefill", cuda=single_prefill_cuda, cpu=single_prefill_cpu, fake=contract.single_prefill_fake)
+register_op("batch_prefill_ragged", cuda=batch_prefill_ragged_cuda, cpu=batch_prefill_ragged_cpu,
+            fake=contract.batch_prefill_ragged_fake)
+register_op("batch_prefill_paged", cuda=batch_prefill_paged_cuda, cpu=batch_prefill_paged_cpu,
+            fake=contract.batch_prefill_paged_fake)
+
+
+# ---- shipped variants (AMD gate / AOT list) ---------------------------------------------------
+
+def _register_variants():
+    for qdt in (torch.float16, torch.bfloat16):
+        q = TRITON_DTYPE[qdt]
+        for kv in (q, "u8"):
+            for d_qk, d_vo in HEAD_DIMS:
+                bdqk, bdvo = padded_dims(d_qk, d_vo)
+                for paged in (False, True):
+                    for extra in (False, True):
+                        _register_one(q, kv, d_qk, d_vo, paged, extra)
+
+
+def _register_one(q, kv, d_qk, d_vo, paged, extra):
+    bdqk, bdvo = padded_dims(d_qk, d_vo)
+    sig = {
+        "q_ptr": f"*{q}", "k_ptr": f"*{kv}", "v_ptr": f"*{kv}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
+        "work_ptr": "*i32", "idx_ptr": "*i32", "mask_ptr": "*u8",
+    }
+    for n in ("stride_qn", "stride_qh", "stride_kp", "stride_kn", "stride_kh", "stride_vp", "stride_vn", "stride_vh",
+              "stride_on", "stride_oh", "stride_ln", "stride_lh", "single", "single_qo_len", "single_kv_len",
+              "page_size", "group", "mask_mode", "window_left"):
+        sig[n] = "i32"
+    for n in ("sm_scale", "soft_cap", "v_scale"):
+        sig[n] = "fp32"
+    sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
+                "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32"})
+    for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO"):
+        sig[n] = "constexpr"
+
+    fp8 = kv == "u8"
+
+    def options(fam):
+        return prefill_config(fam, d_qk, d_vo, extra, fp8, paged).launch.options(fam)
+
+    # gfx942 and gfx950 share the tile (BLOCK_M, BLOCK_N); only launch options differ.
+    cfg = prefill_config("gfx942", d_qk, d_vo, extra, fp8, paged)
+    assert prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
+    register_variant(KernelVariant(
+        kernel="attention.prefill_kernel",
+        variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_extra' if extra else ''}",
+        fn=prefill_kernel, signature=sig,
+        constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
+                        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo),
+        options=options, min_occupancy=cfg.min_occupancy,
+    ))
+
+
+_register_variants()
+assert set(FAMILIES) >= {"gfx942", "gfx950"}

@@ -1,0 +1,406 @@
+"""Facade behaviour of flashinfer.prefill: signatures, plan/run, layouts, masks, routing, errors,
+torch.compile, CUDA graphs, torch.export. On CPU the ops run the reference kernels; on a GPU the
+Triton kernel (numerics of the kernel itself: tests/kernels/test_attention_prefill.py)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import flashinfer
+from flashinfer.prefill import _resolve_backend
+from flashinfer_ops.reference.attention import gather_paged_kv, single_attention
+from helpers import HAS_GPU
+
+DEV = "cuda" if HAS_GPU else "cpu"
+FP8 = [getattr(torch, n) for n in ("float8_e4m3fn", "float8_e4m3fnuz") if hasattr(torch, n)]
+
+
+def _ws(device=DEV):
+    return torch.empty(1 << 20, dtype=torch.uint8, device=device)
+
+
+def _close(a, b, dtype, atol=None):
+    tol = atol or (3e-3 if dtype == torch.float16 else 2.5e-2)
+    torch.testing.assert_close(a.float(), b.float(), rtol=tol, atol=tol)
+
+
+def _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.float16, kv_dtype=None, layout="NHD", device=DEV,
+                 five_d=True):
+    kv_dtype = kv_dtype or dtype
+    qo_indptr = torch.tensor(np.concatenate([[0], np.cumsum(qo)]), dtype=torch.int32)
+    pages = [-(-x // page) for x in kv]
+    kv_indptr = torch.tensor(np.concatenate([[0], np.cumsum(pages)]), dtype=torch.int32)
+    n_pages = sum(pages) + 2
+    indices = torch.randperm(n_pages)[: sum(pages)].to(torch.int32)
+    last = torch.tensor([x - (p - 1) * page if p else 1 for x, p in zip(kv, pages)], dtype=torch.int32)
+    shp = (page, hk, d) if layout == "NHD" else (hk, page, d)
+    if five_d:
+        cache = torch.randn(n_pages, 2, *shp, device=device).to(kv_dtype)
+        kc, vc = cache[:, 0], cache[:, 1]
+    else:
+        kc, vc = (torch.randn(n_pages, *shp, device=device).to(kv_dtype) for _ in range(2))
+        cache = (kc, vc)
+    q = torch.randn(int(qo_indptr[-1]), hq, d, device=device).to(dtype)
+    return q, cache, kc, vc, qo_indptr, kv_indptr, indices, last
+
+
+def _paged_ref(q, kc, vc, qo_indptr, kv_indptr, indices, last, layout, **kw):
+    kvs = gather_paged_kv(kc, vc, kv_indptr, indices.to(kc.device), last, layout)
+    outs, lses = [], []
+    for i, (k, v) in enumerate(kvs):
+        s, e = int(qo_indptr[i]), int(qo_indptr[i + 1])
+        o, l = single_attention(q[s:e], k, v, **kw)
+        outs.append(o)
+        lses.append(l)
+    return torch.cat(outs), torch.cat(lses)
+
+
+# ---- single prefill ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["NHD", "HND"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_single_prefill_layouts_and_lse(layout, causal):
+    q = torch.randn(7, 4, 64, device=DEV).half()
+    k = torch.randn(11, 2, 64, device=DEV).half()
+    v = torch.randn(11, 2, 64, device=DEV).half()
+    kk, vv = (k, v) if layout == "NHD" else (k.transpose(0, 1).contiguous(), v.transpose(0, 1).contiguous())
+    o, lse = flashinfer.single_prefill_with_kv_cache(q, kk, vv, causal=causal, kv_layout=layout, return_lse=True)
+    o2 = flashinfer.single_prefill_with_kv_cache_return_lse(q, kk, vv, causal=causal, kv_layout=layout)[0]
+    ro, rl = single_attention(q, k, v, causal=causal)
+    _close(o, ro, torch.float16)
+    torch.testing.assert_close(lse, rl, rtol=2e-3, atol=2e-3)
+    assert o.shape == (7, 4, 64) and o.dtype == torch.float16 and lse.shape == (7, 4) and lse.dtype == torch.float32
+    torch.testing.assert_close(o, o2)
+
+
+def test_single_prefill_custom_mask_bool_equals_packed():
+    q = torch.randn(5, 2, 64, device=DEV).half()
+    k = torch.randn(13, 2, 64, device=DEV).half()
+    v = torch.randn(13, 2, 64, device=DEV).half()
+    mask = torch.rand(5, 13, device=DEV) > 0.5
+    o1 = flashinfer.single_prefill_with_kv_cache(q, k, v, custom_mask=mask, causal=True)
+    packed = flashinfer.packbits(mask.flatten(), "little")
+    o2 = flashinfer.single_prefill_with_kv_cache(q, k, v, packed_custom_mask=packed)
+    torch.testing.assert_close(o1, o2)
+    _close(o1, single_attention(q, k, v, custom_mask=mask)[0], torch.float16)
+
+
+def test_single_prefill_features_reach_the_op():
+    q = torch.randn(6, 4, 64, device=DEV).half()
+    k = torch.randn(9, 4, 64, device=DEV).half()
+    v = torch.randn(9, 4, 64, device=DEV).half()
+    o = flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True, pos_encoding_mode="ROPE_LLAMA", rope_theta=5e5,
+                                                window_left=4, logits_soft_cap=20.0, sm_scale=0.1)
+    ro, _ = single_attention(q, k, v, causal=True, rope=True, rope_theta=5e5, window_left=4, logits_soft_cap=20.0,
+                             sm_scale=0.1)
+    _close(o, ro, torch.float16, atol=1e-2)
+    o = flashinfer.single_prefill_with_kv_cache(q, k, v, pos_encoding_mode="ALIBI")
+    _close(o, single_attention(q, k, v, alibi=True)[0], torch.float16)
+
+
+def test_single_prefill_errors_write_nothing():
+    q = torch.randn(9, 4, 64, device=DEV).half()
+    k = torch.randn(5, 2, 64, device=DEV).half()
+    with pytest.raises(ValueError, match="qo_len"):
+        flashinfer.single_prefill_with_kv_cache(q, k, k, causal=True)
+    with pytest.raises(KeyError, match="kv_layout"):
+        flashinfer.single_prefill_with_kv_cache(q, k, k, kv_layout="NDH")
+    with pytest.raises(KeyError, match="pos_encoding_mode"):
+        flashinfer.single_prefill_with_kv_cache(q, k, k, pos_encoding_mode="ROPE")
+    with pytest.raises(ValueError, match="aiter"):
+        flashinfer.single_prefill_with_kv_cache(q, k, k, backend="aiter")
+    with pytest.raises(ValueError, match="num_qo_heads"):
+        flashinfer.single_prefill_with_kv_cache(q, torch.randn(5, 3, 64, device=DEV).half(),
+                                                torch.randn(5, 3, 64, device=DEV).half())
+    with pytest.raises(ValueError, match="k: expected dtype"):
+        flashinfer.single_prefill_with_kv_cache(q, k.float(), k.float())
+    with pytest.raises(ValueError, match="head_dim"):
+        flashinfer.single_prefill_with_kv_cache(q[..., :48], k[..., :48], k[..., :48])
+
+
+def test_backend_rule():
+    for b in ("auto", "fa2", "triton", "native"):
+        assert _resolve_backend(b) == "triton"
+    with pytest.raises(ValueError, match="no AITER prefill adapter"):
+        _resolve_backend("aiter")
+    with pytest.raises(ValueError, match="backend"):
+        _resolve_backend("cutlass")
+    assert _resolve_backend("fa3", unknown="warn") == "triton"
+
+
+# ---- paged wrapper ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["NHD", "HND"])
+@pytest.mark.parametrize("five_d", [True, False])
+@pytest.mark.parametrize("page", [1, 5, 16])
+def test_paged_wrapper_matches_reference(layout, five_d, page):
+    qo, kv = [3, 0, 9, 4], [7, 4, 20, 0]
+    qo[3] = 0  # kv_len 0 request must be empty under causal
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, 8, 2, 64, layout=layout, five_d=five_d)
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), layout)
+    w.plan(qo_ip, kv_ip, idx, last, 8, 2, 64, page, causal=True, fixed_split_size=64, disable_split_kv=True)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full(q.shape[:2], float("nan"), device=DEV)
+    o, l = w.run(q, cache, out=out, lse=lse, return_lse=True)
+    assert o is out and l is lse
+    ro, rl = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, layout, causal=True)
+    _close(o, ro, torch.float16)
+    torch.testing.assert_close(l, rl, rtol=2e-3, atol=2e-3)
+    o2, _ = w.run_return_lse(q, cache)
+    torch.testing.assert_close(o2, o)
+
+
+def test_paged_wrapper_fp8_scales_and_forward():
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch([4, 6], [9, 30], 16, 4, 4, 128, dtype=torch.bfloat16,
+                                                             kv_dtype=FP8[0])
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws())
+    w.begin_forward(qo_ip, kv_ip, idx, last, 4, 4, 128, 16, causal=True, q_data_type="bfloat16",
+                    kv_data_type=FP8[0])
+    o = w.run(q, cache, k_scale=0.5, v_scale=2.0)
+    ro, _ = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True, k_scale=0.5, v_scale=2.0)
+    _close(o, ro, torch.bfloat16)
+    # deprecated forward(): overrides the planned scalars (non-causal, soft cap)
+    o, lse = w.forward_return_lse(q, cache, causal=False, logits_soft_cap=10.0)
+    ro, rl = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", logits_soft_cap=10.0)
+    _close(o, ro, torch.bfloat16)
+    w.end_forward()
+
+
+def test_paged_wrapper_custom_mask_bool_and_packed():
+    qo, kv = [3, 5], [6, 11]
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, 4, 4, 2, 64)
+    masks = [torch.rand(a, b, device=DEV) > 0.5 for a, b in zip(qo, kv)]
+    flat = torch.cat([m.flatten() for m in masks])
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws())
+    w.plan(qo_ip, kv_ip, idx, last, 4, 2, 64, 4, custom_mask=flat)
+    o1 = w.run(q, cache)
+    seg = torch.tensor([0, qo[0] * kv[0], qo[0] * kv[0] + qo[1] * kv[1]], dtype=torch.int32, device=DEV)
+    packed, _ = flashinfer.segment_packbits(flat, seg, "little")
+    w.plan(qo_ip, kv_ip, idx, last, 4, 2, 64, 4, packed_custom_mask=packed)
+    o2 = w.run(q, cache)
+    torch.testing.assert_close(o1, o2)
+    kvs = gather_paged_kv(kc, vc, kv_ip, idx.to(kc.device), last)
+    for i, (k, v) in enumerate(kvs):
+        s, e = int(qo_ip[i]), int(qo_ip[i + 1])
+        _close(o1[s:e], single_attention(q[s:e], k, v, custom_mask=masks[i])[0], torch.float16)
+
+
+def test_paged_wrapper_errors_write_nothing():
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch([3, 4], [5, 9], 4, 4, 2, 64)
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws())
+    with pytest.raises(ValueError, match="num_qo_heads"):
+        w.plan(qo_ip, kv_ip, idx, last, 4, 3, 64, 4)
+    with pytest.raises(ValueError, match="qo_len"):
+        w.plan(torch.tensor([0, 9, 10], dtype=torch.int32), kv_ip, idx, last, 4, 2, 64, 4, causal=True)
+    bad_last = last.clone()
+    bad_last[0] = 5
+    with pytest.raises(ValueError, match="paged_kv_last_page_len"):
+        w.plan(qo_ip, kv_ip, idx, bad_last, 4, 2, 64, 4)
+    bad_idx = idx.clone()
+    bad_idx[1] = -1
+    with pytest.raises(ValueError, match="paged_kv_indices"):
+        w.plan(qo_ip, kv_ip, bad_idx, last, 4, 2, 64, 4)
+    with pytest.raises(ValueError, match="paged_kv_indptr"):
+        w.plan(qo_ip, torch.tensor([0, 3, 2], dtype=torch.int32), idx, last, 4, 2, 64, 4)
+    with pytest.raises(KeyError, match="kv_layout"):
+        flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), "NDH")
+    with pytest.raises(ValueError, match="aiter"):
+        flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), backend="aiter")
+    w.plan(qo_ip, kv_ip, idx, last, 4, 2, 64, 4, q_data_type=torch.float16)
+    out = torch.zeros_like(q)
+    with pytest.raises(ValueError, match="q: expected dtype"):
+        w.run(q.bfloat16(), cache, out=out)
+    with pytest.raises(ValueError, match="kv: expected dtype"):
+        w.run(q, cache.bfloat16(), out=out)
+    big = idx.clone()
+    big[0] = 1000
+    w.plan(qo_ip, kv_ip, big, last, 4, 2, 64, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        w.run(q, cache, out=out)
+    with pytest.raises(ValueError, match="window_left"):
+        w.run(q, cache, out=out, window_left=3)
+    assert not out.any(), "a rejected run wrote into out"
+
+
+def test_paged_graph_mode_buffers_checked():
+    with pytest.raises(ValueError, match="qo_indptr_buf"):
+        flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), use_cuda_graph=True)
+
+
+# ---- ragged wrapper ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["NHD", "HND"])
+def test_ragged_wrapper_192_128_and_masks(layout):
+    qo, kv = [4, 0, 6], [9, 3, 6]
+    qo_ip = torch.tensor(np.concatenate([[0], np.cumsum(qo)]), dtype=torch.int32)
+    kv_ip = torch.tensor(np.concatenate([[0], np.cumsum(kv)]), dtype=torch.int32)
+    q = torch.randn(10, 8, 192, device=DEV).half()
+    k = torch.randn(18, 2, 192, device=DEV).half()
+    v = torch.randn(18, 2, 128, device=DEV).half()
+    kk, vv = (k, v) if layout == "NHD" else (k.transpose(0, 1), v.transpose(0, 1))
+    w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), layout)
+    w.plan(qo_ip, kv_ip, 8, 2, 192, 128, causal=True)
+    o, lse = w.run(q, kk, vv, return_lse=True)
+    assert o.shape == (10, 8, 128)
+    for i in range(3):
+        s, e, ks, ke = qo_ip[i], qo_ip[i + 1], kv_ip[i], kv_ip[i + 1]
+        ro, rl = single_attention(q[s:e], k[ks:ke], v[ks:ke], causal=True)
+        _close(o[s:e], ro, torch.float16)
+    o2 = w.forward(q, kk, vv, causal=True)
+    torch.testing.assert_close(o2, o)
+    o3, l3 = w.forward_return_lse(q, kk, vv, causal=True)
+    torch.testing.assert_close(l3, lse)
+    w.end_forward()
+
+
+def test_ragged_wrapper_errors():
+    with pytest.raises(ValueError, match="backend"):
+        flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), backend="cutlass")
+    w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws())
+    with pytest.raises(ValueError, match="kv_indptr"):
+        w.plan(torch.tensor([0, 2, 4], dtype=torch.int32), torch.tensor([0, 3], dtype=torch.int32), 4, 4, 64)
+    with pytest.raises(ValueError, match="head_dim"):
+        w.plan(torch.tensor([0, 2], dtype=torch.int32), torch.tensor([0, 3], dtype=torch.int32), 4, 4, 96)
+
+
+# ---- torch.compile, CUDA graphs, torch.export --------------------------------------------------
+
+def _compile_two_plans(device, backend):
+    torch._dynamo.reset()
+    page = 4
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(device))
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch([3, 5], [7, 9], page, 4, 2, 64, device=device)
+
+    @torch.compile(fullgraph=True, backend=backend)
+    def f(q, cache):
+        return w.run(q, cache) * 2
+
+    w.plan(qo_ip, kv_ip, idx, last, 4, 2, 64, page, causal=True)
+    o1 = f(q, cache)
+    ro, _ = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
+    _close(o1 / 2, ro, torch.float16)
+    # a different batch composition with the same number of query rows: no recompile
+    qo_ip2 = torch.tensor([0, 6, 8], dtype=torch.int32)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        w.plan(qo_ip2, kv_ip, idx, last, 4, 2, 64, page, causal=True)
+        o2 = f(q, cache)
+    ro2, _ = _paged_ref(q, kc, vc, qo_ip2, kv_ip, idx, last, "NHD", causal=True)
+    _close(o2 / 2, ro2, torch.float16)
+
+
+def test_torch_compile_fullgraph_no_recompile_cpu():
+    _compile_two_plans("cpu", "aot_eager")
+
+
+@pytest.mark.gpu
+def test_torch_compile_fullgraph_no_recompile_gpu():
+    _compile_two_plans("cuda", "inductor")
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replay_after_replan():
+    page, hq, hk, d, b = 16, 8, 2, 128, 3
+    dev = "cuda"
+    max_pages = 64
+    bufs = dict(qo_indptr_buf=torch.zeros(b + 1, dtype=torch.int32, device=dev),
+                paged_kv_indptr_buf=torch.zeros(b + 1, dtype=torch.int32, device=dev),
+                paged_kv_indices_buf=torch.zeros(max_pages, dtype=torch.int32, device=dev),
+                paged_kv_last_page_len_buf=torch.zeros(b, dtype=torch.int32, device=dev))
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(dev), use_cuda_graph=True, **bufs)
+    cache = torch.randn(max_pages, 2, page, hk, d, device=dev).half()
+    kc, vc = cache[:, 0], cache[:, 1]
+
+    def table(qo, kv):
+        pages = [-(-x // page) for x in kv]
+        qo_ip = torch.tensor(np.concatenate([[0], np.cumsum(qo)]), dtype=torch.int32)
+        kv_ip = torch.tensor(np.concatenate([[0], np.cumsum(pages)]), dtype=torch.int32)
+        idx = torch.randperm(max_pages)[: sum(pages)].to(torch.int32)
+        last = torch.tensor([x - (p - 1) * page for x, p in zip(kv, pages)], dtype=torch.int32)
+        return qo_ip, kv_ip, idx, last
+
+    t1 = table([20, 40, 4], [100, 60, 200])
+    w.plan(*t1, hq, hk, d, page, causal=True)
+    q = torch.randn(64, hq, d, device=dev).half()
+    out = torch.empty_like(q)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        w.run(q, cache, out=out)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        w.run(q, cache, out=out)
+    t2 = table([30, 2, 32], [31, 300, 90])  # same total rows, different composition
+    w.plan(*t2, hq, hk, d, page, causal=True)
+    out.fill_(float("nan"))
+    g.replay()
+    torch.cuda.synchronize()
+    ro, _ = _paged_ref(q, kc, vc, *t2, "NHD", causal=True)
+    _close(out, ro, torch.float16)
+    with pytest.raises(ValueError, match="query rows"):
+        w.plan(*table([30, 30, 30], [31, 300, 90]), hq, hk, d, page, causal=True)
+
+
+class _SinglePrefill(torch.nn.Module):
+    def forward(self, q, k, v):
+        out = torch.empty_like(q)
+        lse = torch.empty(q.shape[0], q.shape[1], dtype=torch.float32, device=q.device)
+        torch.ops.flashinfer.single_prefill.default(out, lse, q, k, v, None, 1, 0, 0, 0.125, -1, 0.0, 1.0, 1e4, 1.0)
+        return out, lse
+
+
+def test_torch_export_round_trip(tmp_path):
+    q = torch.randn(5, 4, 64, device=DEV).half()
+    k = torch.randn(8, 2, 64, device=DEV).half()
+    v = torch.randn(8, 2, 64, device=DEV).half()
+    ep = torch.export.export(_SinglePrefill(), (q, k, v))
+    path = tmp_path / "prefill.pt2"
+    torch.export.save(ep, str(path))
+    loaded = torch.export.load(str(path))
+    o1, l1 = loaded.module()(q, k, v)
+    o2, l2 = _SinglePrefill()(q, k, v)
+    torch.testing.assert_close(o1, o2)
+    torch.testing.assert_close(l1, l2)
+    assert "flashinfer.single_prefill" in str(ep.graph)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_wrappers_on_gpu_large(dtype):
+    """The facade's schedule with the real tile size: GQA 32/8, D128, causal, odd lengths, page 16."""
+    qo, kv = [1, 300, 0, 1000, 77], [1, 301, 50, 4000, 77]
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, 16, 32, 8, 128, dtype=dtype)
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws())
+    w.plan(qo_ip, kv_ip, idx, last, 32, 8, 128, 16, causal=True, q_data_type=dtype)
+    o, lse = w.run(q, cache, return_lse=True)
+    ro, rl = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
+    _close(o, ro, dtype)
+    torch.testing.assert_close(lse, rl, rtol=1e-2, atol=1e-2)
+
+
+def test_ragged_graph_mode_fixed_schedule_replans():
+    """Graph mode: fixed batch, persistent schedule sized at the first plan; a later plan with a
+    different composition (same rows) reuses the same buffers."""
+    b = 3
+    qo_buf = torch.zeros(b + 1, dtype=torch.int32, device=DEV)
+    kv_buf = torch.zeros(b + 1, dtype=torch.int32, device=DEV)
+    w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), use_cuda_graph=True, qo_indptr_buf=qo_buf,
+                                                        kv_indptr_buf=kv_buf)
+    q = torch.randn(12, 4, 64, device=DEV).half()
+    k = torch.randn(40, 2, 64, device=DEV).half()
+    v = torch.randn(40, 2, 64, device=DEV).half()
+    work = None
+    for qo, kv in (([2, 4, 6], [9, 4, 27]), ([10, 1, 1], [12, 1, 20])):
+        qo_ip = torch.tensor(np.concatenate([[0], np.cumsum(qo)]), dtype=torch.int32)
+        kv_ip = torch.tensor(np.concatenate([[0], np.cumsum(kv)]), dtype=torch.int32)
+        w.plan(qo_ip, kv_ip, 4, 2, 64, causal=True)
+        assert work is None or w._work is work, "graph mode must keep the schedule buffer"
+        work = w._work
+        assert torch.equal(qo_buf.cpu(), qo_ip)
+        o = w.run(q, k, v)
+        for i in range(b):
+            s, e, ks, ke = qo_ip[i], qo_ip[i + 1], kv_ip[i], kv_ip[i + 1]
+            _close(o[s:e], single_attention(q[s:e], k[ks:ke], v[ks:ke], causal=True)[0], torch.float16)
+    with pytest.raises(ValueError, match="batch size"):
+        w.plan(torch.tensor([0, 12], dtype=torch.int32), torch.tensor([0, 40], dtype=torch.int32), 4, 2, 64)

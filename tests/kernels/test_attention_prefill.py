@@ -1,0 +1,227 @@
+"""Prefill kernel (single, ragged, paged) against reference.attention.single_attention.
+
+Tolerance (DESIGN.md §5): |ours - ref_fp32| <= 2 x |ref_lowp - ref_fp32| + rounding atol, where
+ref_lowp is the same math in plain PyTorch at q's precision. In the interpreter only fp16 q runs:
+Triton's interpreter computes bf16 tl.dot wrongly (triton 3.9: bf16 x bf16 -> garbage); bf16 runs
+on the GPU grid.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
+from flashinfer_ops.reference.attention import single_attention
+from helpers import KERNEL_DEVICE, KERNEL_MODE, needs_kernels, poison, run_kernel, shapes
+
+pytestmark = needs_kernels
+DEV = KERNEL_DEVICE
+GPU = KERNEL_MODE == "gpu"
+FP8 = [getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+       if hasattr(torch, n)]
+ROUND_ATOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+
+def _kv(shape, dtype):
+    x = torch.randn(shape, device=DEV)
+    if dtype in FP8:
+        return (x * 2).to(dtype)
+    return x.to(dtype)
+
+
+def _ref(q, k, v, **kw):
+    o32, l32 = single_attention(q, k, v, **kw)
+    if q.shape[0] == 0 or k.shape[0] == 0:
+        return o32, l32, 0.0
+    olp, _ = single_attention(q, k, v, acc_dtype=q.dtype, **kw)
+    return o32, l32, (olp.float() - o32).abs().max().item()
+
+
+def _compare(o, lse, o32, l32, err_lp, dtype, rope=False):
+    err = (o.float() - o32).abs().max().item() if o.numel() else 0.0
+    bound = 2 * err_lp + ROUND_ATOL[dtype] * (3 if rope else 1)
+    assert err <= bound, f"out error {err} > {bound}"
+    if lse is not None and lse.numel():
+        fin = torch.isfinite(l32)
+        assert torch.equal(torch.isfinite(lse), fin), "lse -inf pattern differs"
+        lerr = (lse[fin] - l32[fin]).abs().max().item() if fin.any() else 0.0
+        assert lerr <= (3e-2 if (dtype == torch.bfloat16 or rope) else 3e-3), f"lse error {lerr}"
+
+
+def _mask_for(qo, kv):
+    return torch.rand(qo, kv, device=DEV) > 0.4
+
+
+def _pack(mask_flat):
+    bits = mask_flat.to(torch.uint8).reshape(-1)
+    pad = (-bits.numel()) % 8
+    bits = torch.cat([bits, torch.zeros(pad, dtype=torch.uint8, device=bits.device)]).reshape(-1, 8)
+    return (bits.to(torch.int32) << torch.arange(8, device=bits.device, dtype=torch.int32)).sum(1).to(torch.uint8)
+
+
+MODES = ["none", "causal", "custom"]
+
+# (qo_len, kv_len, H_qo, H_kv, D, mode, layout, window, cap, pos, dtype, kv_dtype)
+F16, B16 = torch.float16, torch.bfloat16
+_FP8N = dict(zip(("e4m3fn", "e5m2", "e4m3fnuz", "e5m2fnuz"), FP8)) if len(FP8) == 4 else {}
+# feature rows at D128 (layout, window, cap, pos, dtype, kv_dtype)
+_FEATURES = [("HND", -1, 0.0, 0, B16, B16), ("NHD", 31, 0.0, 0, F16, F16), ("NHD", -1, 30.0, 0, B16, B16),
+             ("NHD", -1, 0.0, 1, F16, F16), ("NHD", -1, 0.0, 2, B16, B16)] + \
+            [(lay, -1, 0.0, 0, dt, _FP8N[n]) for lay, dt, n in (("NHD", F16, "e4m3fn"), ("NHD", B16, "e5m2"),
+                                                                ("NHD", F16, "e4m3fnuz"), ("HND", B16, "e5m2fnuz"))
+             if n in _FP8N]
+SINGLE = shapes(
+    [(qo, kv, hq, hk, d, mode, "NHD", -1, 0.0, 0, F16, F16)
+     for (qo, kv) in ((1, 1), (17, 54), (127, 128), (577, 2048), (37, 4095))
+     for (hq, hk) in ((4, 4), (32, 4))
+     for d in (64, 128, 256)
+     for mode in MODES
+     if not (mode == "causal" and qo > kv)]
+    + [(qo, kv, 32, 4, 128, mode, lay, w, cap, pos, dt, kvdt)
+       for (qo, kv) in ((17, 54), (577, 2048), (127, 4095))
+       for mode in MODES
+       for (lay, w, cap, pos, dt, kvdt) in _FEATURES]
+    + [(qo, kv, 8, 1, 128, "causal", "NHD", -1, 0.0, 0, B16, B16) for (qo, kv) in ((1, 7), (99, 1000))],
+    [(5, 9, 4, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16),
+     (7, 7, 2, 2, 64, "none", "HND", 3, 0.0, 0, torch.float16, torch.float16),
+     (3, 40, 4, 1, 64, "causal", "NHD", -1, 5.0, 2, torch.float16, torch.float16),
+     (6, 33, 2, 1, 64, "custom", "NHD", -1, 0.0, 1, torch.float16, torch.float16),
+     (9, 20, 2, 2, 64, "causal", "HND", 4, 0.0, 0, torch.float16, FP8[0]),
+     (4, 19, 4, 2, 64, "none", "NHD", -1, 0.0, 0, torch.float16, FP8[-1]),
+     (1, 1, 2, 1, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16),
+     (3, 0, 2, 1, 64, "none", "NHD", -1, 0.0, 0, torch.float16, torch.float16)],
+)
+
+
+@pytest.mark.parametrize("qo,kv,hq,hk,d,mode,layout,window,cap,pos,dtype,kv_dtype", SINGLE)
+def test_single_prefill(qo, kv, hq, hk, d, mode, layout, window, cap, pos, dtype, kv_dtype):
+    q = torch.randn(qo, hq, d, device=DEV).to(dtype)
+    k, v = _kv((kv, hk, d), kv_dtype), _kv((kv, hk, d), kv_dtype)
+    mask = _mask_for(qo, kv) if mode == "custom" else None
+    k_scale = 0.5 if kv_dtype in FP8 else 1.0
+    kw = dict(causal=mode == "causal", window_left=window, logits_soft_cap=cap, alibi=pos == 2, rope=pos == 1,
+              custom_mask=mask, k_scale=k_scale, v_scale=1.5)
+    o32, l32, err_lp = _ref(q, k, v, **kw)
+    kk = k if layout == "NHD" else k.transpose(0, 1).contiguous()
+    vv = v if layout == "NHD" else v.transpose(0, 1).contiguous()
+    out = poison(torch.empty(qo, hq, d, dtype=dtype, device=DEV))
+    lse = poison(torch.empty(qo, hq, dtype=torch.float32, device=DEV))
+    sm = 1.0 / math.sqrt(d)
+    run_kernel("single_prefill", out, lse, q, kk, vv, _pack(mask) if mask is not None else None,
+               MODES.index(mode), 0 if layout == "NHD" else 1, pos, sm * k_scale, window, cap, 1.0, 1e4, 1.5)
+    _compare(out, lse, o32, l32, err_lp, dtype, rope=pos == 1)
+
+
+def _batch_case(b, qo_max, kv_max, mode, empty):
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,)).item()))
+    qo = rng.integers(1, qo_max + 1, b)
+    kv = rng.integers(1, kv_max + 1, b)
+    if mode == "causal":
+        kv = np.maximum(kv, qo)
+    if empty and b > 2:
+        qo[1] = 0
+        kv[2] = 0
+        qo[2] = 0 if mode == "causal" else qo[2]
+    return qo, kv
+
+
+def _packed_masks(qo, kv):
+    masks = [_mask_for(int(a), int(c)) for a, c in zip(qo, kv)]
+    packed = [_pack(m) for m in masks]
+    off = np.concatenate([[0], np.cumsum([p.numel() for p in packed])])
+    flat = torch.cat(packed) if packed else torch.zeros(0, dtype=torch.uint8, device=DEV)
+    return masks, (flat if flat.numel() else torch.zeros(1, dtype=torch.uint8, device=DEV)), off[:-1]
+
+
+# (B, qo_max, kv_max, H_qo, H_kv, d_qk, d_vo, mode, layout, dtype, kv_dtype, window, pos)
+RAGGED = shapes(
+    [(b, qmax, kmax, 32, 4, dq, dv, mode, lay, dt, kvdt, w, pos)
+     for (b, qmax, kmax) in ((1, 577, 4095), (7, 127, 1023), (64, 37, 300))
+     for mode in MODES
+     for (dq, dv, lay, dt, kvdt, w, pos) in ((128, 128, "NHD", F16, F16, -1, 0), (128, 128, "HND", B16, B16, 63, 0),
+                                            (192, 128, "NHD", B16, B16, -1, 0), (64, 64, "NHD", F16, F16, -1, 2),
+                                            (128, 128, "NHD", B16, FP8[0], -1, 0), (256, 256, "HND", F16, F16, -1, 0))]
+    + [(7, 127, 1023, 4, 4, 128, 128, "causal", "NHD", B16, B16, -1, 0)],
+    [(3, 6, 20, 4, 2, 64, 64, "causal", "NHD", torch.float16, torch.float16, -1, 0),
+     (4, 5, 17, 2, 1, 64, 64, "custom", "HND", torch.float16, torch.float16, -1, 0),
+     (3, 4, 9, 2, 2, 64, 64, "none", "NHD", torch.float16, FP8[1], 2, 2),
+     (2, 3, 7, 2, 1, 192, 128, "causal", "NHD", torch.float16, torch.float16, -1, 0)],
+)
+
+
+@pytest.mark.parametrize("b,qmax,kmax,hq,hk,dq,dv,mode,layout,dtype,kv_dtype,window,pos", RAGGED)
+def test_batch_prefill_ragged(b, qmax, kmax, hq, hk, dq, dv, mode, layout, dtype, kv_dtype, window, pos):
+    qo, kv = _batch_case(b, qmax, kmax, mode, empty=True)
+    qo_indptr = np.concatenate([[0], np.cumsum(qo)])
+    kv_indptr = np.concatenate([[0], np.cumsum(kv)])
+    # non-contiguous q/k/v: slices of wider tensors (last dim contiguous)
+    q = torch.randn(int(qo_indptr[-1]), hq, dq + 16, device=DEV).to(dtype)[..., :dq]
+    k = _kv((int(kv_indptr[-1]), hk, dq), kv_dtype)
+    v = _kv((int(kv_indptr[-1]), hk, dv + 8), kv_dtype)[..., :dv]
+    masks, flat, byte_off = _packed_masks(qo, kv) if mode == "custom" else (None, None, np.zeros(b, np.int64))
+    bm = block_m_for(q.device, dq, dv)
+    work = torch.from_numpy(build_work(qo_indptr, kv, kv_indptr[:-1], byte_off, hq // hk, bm,
+                                       mode == "causal")).to(DEV)
+    out = poison(torch.empty(q.shape[0], hq, dv, dtype=dtype, device=DEV))
+    lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
+    kk = k if layout == "NHD" else k.transpose(0, 1).contiguous()
+    vv = v if layout == "NHD" else v.transpose(0, 1)
+    sm = 1.0 / math.sqrt(dq)
+    run_kernel("batch_prefill_ragged", out, lse, q, kk, vv, work, flat, bm, MODES.index(mode),
+               0 if layout == "NHD" else 1, pos, sm, window, 0.0, 1.0, 1e4, 1.0)
+    for i in range(b):
+        qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_indptr[i], kv_indptr[i + 1]
+        o32, l32, err_lp = _ref(q[qs:qe], k[ks:ke], v[ks:ke], causal=mode == "causal", window_left=window,
+                                alibi=pos == 2, custom_mask=masks[i] if masks else None)
+        _compare(out[qs:qe], lse[qs:qe], o32, l32, err_lp, dtype)
+
+
+# (B, qo_max, kv_max, page, H_qo, H_kv, D, mode, layout, tuple_cache, dtype, kv_dtype)
+PAGED = shapes(
+    [(b, qmax, kmax, p, 32, 4, d, mode, lay, tup, dt, kvdt)
+     for (b, qmax, kmax) in ((1, 257, 4095), (7, 127, 2047), (64, 17, 333))
+     for p in (1, 16, 5)
+     for mode in MODES
+     for (d, lay, tup, dt, kvdt) in ((128, "NHD", False, B16, B16), (128, "HND", True, F16, F16),
+                                     (64, "NHD", True, F16, FP8[-1]), (256, "NHD", False, B16, FP8[0]))]
+    + [(7, 127, 2047, 16, 4, 4, 128, "causal", "NHD", False, B16, B16)],
+    [(3, 5, 21, 4, 2, 1, 64, "causal", "NHD", False, torch.float16, torch.float16),
+     (3, 4, 13, 1, 2, 2, 64, "custom", "HND", True, torch.float16, torch.float16),
+     (4, 6, 30, 16, 4, 2, 64, "none", "NHD", True, torch.float16, FP8[0]),
+     (2, 3, 11, 5, 2, 1, 64, "causal", "HND", False, torch.float16, FP8[-1])],
+)
+
+
+@pytest.mark.parametrize("b,qmax,kmax,page,hq,hk,d,mode,layout,tup,dtype,kv_dtype", PAGED)
+def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, dtype, kv_dtype):
+    qo, kv = _batch_case(b, qmax, kmax, mode, empty=True)
+    qo_indptr = np.concatenate([[0], np.cumsum(qo)])
+    pages = -(-kv // page)
+    page_indptr = np.concatenate([[0], np.cumsum(pages)])
+    num_pages = int(page_indptr[-1]) + 3
+    perm = torch.randperm(num_pages)[: int(page_indptr[-1])].to(torch.int32).to(DEV)
+    shape = (num_pages, page, hk, d) if layout == "NHD" else (num_pages, hk, page, d)
+    if tup:
+        kc, vc = _kv(shape, kv_dtype), _kv(shape, kv_dtype)
+    else:
+        both = _kv((num_pages, 2) + shape[1:], kv_dtype)
+        kc, vc = both.unbind(1)
+    q = torch.randn(int(qo_indptr[-1]), hq, d, device=DEV).to(dtype)
+    masks, flat, byte_off = _packed_masks(qo, kv) if mode == "custom" else (None, None, np.zeros(b, np.int64))
+    bm = block_m_for(q.device, d, d)
+    work = torch.from_numpy(build_work(qo_indptr, kv, page_indptr[:-1], byte_off, hq // hk, bm,
+                                       mode == "causal")).to(DEV)
+    out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))
+    lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
+    sm = 1.0 / math.sqrt(d)
+    run_kernel("batch_prefill_paged", out, lse, q, kc, vc, work, perm, flat, bm, MODES.index(mode),
+               0 if layout == "NHD" else 1, 0, sm, -1, 0.0, 1.0, 1e4, 1.0)
+    kn, vn = (kc, vc) if layout == "NHD" else (kc.transpose(1, 2), vc.transpose(1, 2))
+    for i in range(b):
+        sel = perm[page_indptr[i]:page_indptr[i + 1]].long()
+        k = kn[sel].reshape(-1, hk, d)[: kv[i]]
+        v = vn[sel].reshape(-1, hk, d)[: kv[i]]
+        qs, qe = qo_indptr[i], qo_indptr[i + 1]
+        o32, l32, err_lp = _ref(q[qs:qe], k, v, causal=mode == "causal", custom_mask=masks[i] if masks else None)
+        _compare(out[qs:qe], lse[qs:qe], o32, l32, err_lp, dtype)
