@@ -62,7 +62,10 @@ def launch(kernel, grid, *args, **kwargs):
         dns = kernel._fi_dns = tuple(n in skip for n in names)
     key = (id(kernel), args[0].device.index, tuple(_arg_key(a, not dns[i]) for i, a in enumerate(args)),
            tuple(sorted(kwargs.items())))
-    hit = _CACHE.get(key)
+    try:
+        hit = _CACHE.get(key)
+    except TypeError:  # an unhashable argument: nothing to key on, take Triton's path
+        return kernel[grid](*args, **kwargs)
     if hit is None or _hooks_installed():
         compiled = kernel[grid](*args, **kwargs)
         if compiled is not None and hasattr(compiled, "run") and not _hooks_installed():

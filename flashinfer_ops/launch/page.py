@@ -4,6 +4,7 @@ import functools
 import torch
 import triton
 
+from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
 from ..configs.rope import APPEND_BLOCK_T, APPEND_D_BUCKETS, append_block_d, append_config
@@ -46,7 +47,7 @@ def launch_append(k, v, k_cache, v_cache, batch_indices, positions, kv_indices, 
     if not has_k:
         k, k_cache, k_strides = v, v_cache, v_strides
     grid = (triton.cdiv(nnz, APPEND_BLOCK_T), heads)
-    append_paged_kernel[grid](
+    launch(append_paged_kernel, grid,
         k, v, k_cache, v_cache, batch_indices, positions, kv_indices, kv_indptr,
         nnz, kv_indptr.shape[0] - 1, num_pages, page_size, d_k, d_v,
         *_th(k), *_th(v), *k_strides, *v_strides, float(scale),

@@ -2,6 +2,7 @@
 import torch
 import triton
 
+from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import LaunchConfig, arch_family
 from ..fake import quantization as contract
@@ -23,7 +24,7 @@ def packbits_cuda(out, x, bitorder):
         return
     family = arch_family(x.device)
     grid = (triton.cdiv(out.numel(), BLOCK),)
-    packbits_kernel[grid](out, _bits_view(x), x.shape[0], LITTLE=bitorder == "little", BLOCK=BLOCK,
+    launch(packbits_kernel, grid, out, _bits_view(x), x.shape[0], LITTLE=bitorder == "little", BLOCK=BLOCK,
                           **CONFIG.options(family))
 
 
@@ -33,7 +34,7 @@ def segment_packbits_cuda(out, x, input_indptr, output_indptr, bitorder):
     if n_seg <= 0 or out.numel() == 0:
         return
     family = arch_family(x.device)
-    segment_packbits_kernel[(n_seg,)](out, _bits_view(x), input_indptr, output_indptr,
+    launch(segment_packbits_kernel, (n_seg,), out, _bits_view(x), input_indptr, output_indptr,
                                       LITTLE=bitorder == "little", BLOCK=BLOCK, **CONFIG.options(family))
 
 

@@ -5,6 +5,7 @@ import math
 import torch
 import triton
 
+from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
 from ..configs.rope import HALF_BUCKETS, HEADS_PER_PROGRAM, REST_BLOCK, rope_config, rope_tile
@@ -56,7 +57,7 @@ def launch_rope(q, k, q_out, k_out, qr, kr, qr_out, kr_out, rest_dim, pos, cache
         batch_size = indptr.shape[0] - 1
     lff, hff, ocl = llama31_params
     grid = (triton.cdiv(nnz, block_t), triton.cdiv(hq + hk, HEADS_PER_PROGRAM))
-    rope_kernel[grid](
+    launch(rope_kernel, grid,
         q, k, q_out, k_out, qr, kr, qr_out, kr_out, pos, cache,
         batch_idx, kvpos, indices, indptr,
         nnz, hq, hk, HEADS_PER_PROGRAM, half, rest_dim, num_pages, batch_size, page_size,

@@ -4,6 +4,7 @@ from typing import Dict
 import torch
 import triton
 
+from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
 from ..configs.sampling import (
@@ -50,7 +51,7 @@ def _launch_sampler(mode, samples, probs, indices, k_arr, k_val, p_arr, p_val, s
         return
     block, nb = sampler_tile(vocab)
     dummy = samples
-    K.sample_probs_kernel[(n_out,)](
+    launch(K.sample_probs_kernel, (n_out,),
         samples, probs, indices if indices is not None else dummy,
         k_arr if k_arr is not None else dummy, p_arr if p_arr is not None else f32_dummy(probs.device),
         seed, offset, ticket(probs.device),
@@ -99,7 +100,7 @@ def sampling_from_logits_cuda(samples, logits, indices, deterministic, seed, off
     if n_out == 0:
         return
     block, nb = sampler_tile(vocab)
-    K.sample_logits_kernel[(n_out,)](
+    launch(K.sample_logits_kernel, (n_out,),
         samples, logits, indices if indices is not None else samples, seed, offset, ticket(logits.device),
         n_out, vocab, logits.stride(0), ref.rng_increment(n_out * vocab), int(indices is not None),
         BLOCK=block, NB=nb, **_opts(logits.device, block),
@@ -112,7 +113,7 @@ def softmax_cuda(out, logits, maybe_temperature_arr, temperature_val):
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
-    K.softmax_kernel[(rows,)](
+    launch(K.softmax_kernel, (rows,),
         out, logits, maybe_temperature_arr if maybe_temperature_arr is not None else out,
         float(temperature_val), vocab, logits.stride(0), out.stride(0), int(maybe_temperature_arr is not None),
         BLOCK=block, **_opts(logits.device, block),
@@ -125,7 +126,7 @@ def top_p_renorm_probs_cuda(renorm_probs, probs, maybe_top_p_arr, top_p_val):
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
-    K.top_p_renorm_kernel[(rows,)](
+    launch(K.top_p_renorm_kernel, (rows,),
         renorm_probs, probs, maybe_top_p_arr if maybe_top_p_arr is not None else renorm_probs, vocab, probs.stride(0),
         renorm_probs.stride(0), float(top_p_val), int(maybe_top_p_arr is not None), MAX_ITERS=MAX_ITERS, BLOCK=block,
         **_opts(probs.device, block),
@@ -137,7 +138,7 @@ def _launch_top_k(out, x, arr, k_val, is_mask):
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
-    K.top_k_filter_kernel[(rows,)](
+    launch(K.top_k_filter_kernel, (rows,),
         out, x, arr if arr is not None else ticket(x.device), vocab, x.stride(0), out.stride(0), int(k_val),
         int(arr is not None), IS_MASK=is_mask, BLOCK=block, **_opts(x.device, block),
     )
@@ -161,7 +162,7 @@ def chain_speculative_sampling_cuda(output_token_ids, output_accepted_token_num,
     if b == 0:
         return
     block = spec_block()
-    K.chain_speculative_kernel[(b,)](
+    launch(K.chain_speculative_kernel, (b,),
         output_token_ids, output_accepted_token_num, output_emitted_draft_token_num, draft_probs, draft_token_ids,
         target_probs, seed, offset, ticket(draft_probs.device),
         b, n, vocab, draft_probs.stride(0), draft_probs.stride(1), draft_token_ids.stride(0),

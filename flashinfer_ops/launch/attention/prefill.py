@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import triton
 
+from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family
 from ...configs.attention.prefill import HEAD_DIMS, padded_dims, prefill_config
@@ -65,7 +66,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
     extra = rope or pos_encoding_mode == 2 or logits_soft_cap > 0 or mask_mode == 2
     cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
     grid = (n_programs, h_kv)
-    prefill_kernel[grid](
+    launch(prefill_kernel, grid,
         q, k, v, out, lse_t, work, idx, mask_t,
         q.stride(0), q.stride(1), k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
         out.stride(0), out.stride(1), s_ln, s_lh,
