@@ -70,7 +70,7 @@ class Config:
     logit_std: float = 6.0
 
 
-TINY = Config(layers=2, hidden=128, heads=4, kv_heads=2, head_dim=32, intermediate=256, vocab=1024)
+TINY = Config(layers=2, hidden=128, heads=4, kv_heads=2, head_dim=64, intermediate=256, vocab=1024)
 
 
 class Weights:
@@ -442,13 +442,21 @@ def make_requests(n: int, vocab: int, prompt_range, new_range, seed: int) -> Lis
     return reqs
 
 
-def resolved_backends() -> str:
+def resolved_backends(device: torch.device, dtype: torch.dtype) -> str:
+    """Which implementation each op of the model resolves to on `device`."""
     from flashinfer_ops.aiter import aiter_overloads_loaded
+    from flashinfer_ops.aiter.norm import select_rmsnorm_backend
+    from flashinfer_ops.aiter.page import select_append_backend
 
-    aiter = aiter_overloads_loaded()
-    return ("rmsnorm/fused_add_rmsnorm/silu_and_mul/rope/attention/sampling: Triton (.default); "
-            f"append_paged_kv_cache: {'AITER (.aiter) where the auto rule holds' if aiter else 'Triton (.default)'}"
-            f"; rmsnorm backend='auto' -> Triton")
+    if device.type != "cuda":
+        return "every op: its CPU reference kernel (torch.ops.flashinfer dispatches CPU tensors there)"
+    loaded = aiter_overloads_loaded()
+    from flashinfer_ops.aiter import amd_arch
+
+    append = select_append_backend("auto", amd_arch(device), "NHD", dtype, loaded)
+    norm = select_rmsnorm_backend("auto", loaded)
+    return (f"rmsnorm: {norm}; append_paged_kv_cache: {append}; fused_add_rmsnorm, silu_and_mul, llama3.1 rope, "
+            "batch prefill, batch decode, top_k_top_p sampling: triton (.default)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -585,7 +593,7 @@ def main(argv=None) -> int:
     print(f"device: {name}; flashinfer {flashinfer.__version__}")
     print(f"model: {cfg.layers} layers, hidden {cfg.hidden}, heads {cfg.heads}/{cfg.kv_heads}, head dim {cfg.head_dim}, "
           f"vocab {cfg.vocab}, bf16; page size {args.page_size}, {pages} pages, max batch {max_batch}")
-    print(f"backends: {resolved_backends()}")
+    print(f"backends: {resolved_backends(device, torch.bfloat16)}")
     use_graphs = gpu and not args.no_graphs
     print(f"decode steps: {'CUDA graphs (decode wrapper use_cuda_graph mode)' if use_graphs else 'eager'}"
           f"{', model torch.compile d' if args.compile else ''}")
