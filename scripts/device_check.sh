@@ -33,7 +33,7 @@ if phase env; then
   { nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>/dev/null; python -m flashinfer; } 2>&1 | tee "$OUT/env.txt" || fail env
 fi
 if phase tests; then
-  python -m pytest $TESTS $PYTEST_ARGS -p no:cacheprovider 2>&1 | tee "$OUT/tests.txt" | tail -25 || fail tests
+  timeout ${TESTS_TIMEOUT:-3600} python -m pytest $TESTS $PYTEST_ARGS -p no:cacheprovider 2>&1 | tee "$OUT/tests.txt" | tail -25 || fail tests
 fi
 if phase sanitizer; then
   CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
@@ -42,7 +42,7 @@ if phase sanitizer; then
   else
     # Without the caching allocator an out-of-bounds access inside a cached block is reported
     # (DESIGN.md §4).
-    { PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool memcheck --error-exitcode 9 python -m flashinfer_ops.selfcheck &&
+    { PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout ${SANITIZE_TIMEOUT:-3600} "$CS" --tool memcheck --error-exitcode 9 python -m flashinfer_ops.selfcheck &&
       PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool memcheck --error-exitcode 9 python -m pytest $SANITIZE_TESTS -q -k "$SANITIZE_K" -p no:cacheprovider; } \
       2>&1 | tee "$OUT/sanitizer.txt" | grep -E "ERROR SUMMARY|passed|failed|FAIL|error" | tail -8 || fail sanitizer
   fi
