@@ -88,29 +88,30 @@ def main(argv=None) -> int:
     date = datetime.date.today().isoformat()
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"{gpu}: copy ceiling {ceiling:.3f} TB/s (read + write)")
-    new_rows = []
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, f"{_slug(gpu)}.json")
     for d in domains:
         mod = importlib.import_module(f"benchmarks.{d}")
+        new_rows = []
         for r in mod.run(args.quick):
             if r.get("tbps") is not None:
                 r["pct_of_copy_ceiling"] = round(100 * r["tbps"] / ceiling, 1)
             r.update(gpu=gpu, date=date, command=command, copy_ceiling_tbps=round(ceiling, 3), domain=d)
             new_rows.append(r)
-            print("  " + "  ".join(f"{k}={r.get(k)}" for k in COLUMNS if r.get(k) is not None))
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{_slug(gpu)}.json")
-    old = json.load(open(path)) if os.path.exists(path) else []
-    ran = {(r["op"], r["shape"], r["dtype"]) for r in new_rows}
-    rows = [r for r in old if (r["op"], r["shape"], r["dtype"]) not in ran] + new_rows
-    with open(path, "w") as f:
-        json.dump(rows, f, indent=1)
-    os.makedirs(os.path.dirname(DOC), exist_ok=True)
-    with open(DOC, "w") as f:
-        f.write(render())
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        shutil.copy(path, os.path.join(args.out, os.path.basename(path)))
-        shutil.copy(DOC, os.path.join(args.out, "performance.md"))
+            print("  " + "  ".join(f"{k}={r.get(k)}" for k in COLUMNS if r.get(k) is not None), flush=True)
+        # Saved after every domain, so a run cut short keeps what it measured.
+        old = json.load(open(path)) if os.path.exists(path) else []
+        ran = {(r["op"], r["shape"], r["dtype"]) for r in new_rows}
+        rows = [r for r in old if (r["op"], r["shape"], r["dtype"]) not in ran] + new_rows
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
+        os.makedirs(os.path.dirname(DOC), exist_ok=True)
+        with open(DOC, "w") as f:
+            f.write(render())
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            shutil.copy(path, os.path.join(args.out, os.path.basename(path)))
+            shutil.copy(DOC, os.path.join(args.out, "performance.md"))
     print(f"wrote {path} and {DOC}")
     return 0
 

@@ -17,8 +17,8 @@ runs on the reference kernels.
 
 The check: a plain-PyTorch model (dense tensors, SDPA, no paging) with the same weights,
 teacher-forced on the tokens the engine produced, must give the same logits within a stated
-tolerance at every step, and the same greedy token wherever its top-2 margin exceeds that
-tolerance. Exits 1 on a real mismatch.
+tolerance (5% of the step's logit RMS) at every step, and the same greedy token wherever its
+top-2 margin exceeds twice that tolerance. Exits 1 on a real mismatch.
 
     python examples/serve.py                       # default size on the GPU, or a CPU-sized run
     python examples/serve.py --tiny                # what CI runs on the CPU
@@ -407,26 +407,36 @@ class Engine:
 # The check
 
 
-def check(cfg: Config, weights: Weights, finished: List[Request], tol: float) -> bool:
-    """Teacher-forced plain-PyTorch logits vs the engine's at every step."""
-    worst, near_ties, steps, mismatches = 0.0, 0, 0, []
+def check(cfg: Config, weights: Weights, finished: List[Request], rel_tol: float) -> bool:
+    """Teacher-forced plain-PyTorch logits vs the engine's at every step.
+
+    Tolerance per step: rel_tol x the RMS of the reference logits at that step. A perturbation of
+    the bf16 hidden state moves every logit by about the same absolute amount, so the error scales
+    with the logits' spread, not with each logit (seen: max |diff| 0.19 on the CPU reference
+    kernels and 0.25 on the H100 for logits of RMS ~6). Greedy tokens must agree wherever the
+    reference's top-2 margin exceeds twice the tolerance (each logit may move by the tolerance)."""
+    worst, worst_ratio, near_ties, steps, mismatches = 0.0, 0.0, 0, 0, []
     for r in finished:
         seq = torch.tensor(r.prompt + r.tokens[:-1], device=weights.embed.device)
         ref = reference_logits(cfg, weights, seq)[len(r.prompt) - 1:].cpu()
         got = torch.stack(r.step_logits)
-        err = (got - ref).abs().max().item()
-        worst = max(worst, err)
-        if err > tol:
-            mismatches.append(f"request {r.rid}: max |logit diff| {err:.4f} > tol {tol}")
+        tol = rel_tol * ref.pow(2).mean(-1).sqrt()  # [steps]
+        diff = (got - ref).abs().max(-1).values
+        worst = max(worst, diff.max().item())
+        worst_ratio = max(worst_ratio, (diff / tol).max().item() * rel_tol)
+        bad = (diff > tol).nonzero().flatten().tolist()
+        if bad:
+            mismatches.append(f"request {r.rid}: logits differ beyond tolerance at steps {bad}")
         top2 = ref.topk(2, dim=-1).values
-        wide = (top2[:, 0] - top2[:, 1]) > tol
+        wide = (top2[:, 0] - top2[:, 1]) > 2 * tol
         near_ties += int((~wide).sum())
         steps += ref.shape[0]
         disagree = wide & (got.argmax(-1) != ref.argmax(-1))
         if disagree.any():
             mismatches.append(f"request {r.rid}: greedy token differs at steps {disagree.nonzero().flatten().tolist()}")
-    print(f"check: {steps} steps over {len(finished)} requests; max |logit diff| {worst:.4f} (tolerance {tol}); "
-          f"{near_ties} near-tie steps (top-2 margin <= tolerance) excluded from the greedy comparison")
+    print(f"check: {steps} steps over {len(finished)} requests; max |logit diff| {worst:.4f}, at most "
+          f"{worst_ratio:.4f} x the logits' RMS (tolerance {rel_tol}); {near_ties} near-tie steps (top-2 margin "
+          f"within twice the tolerance) excluded from the greedy comparison")
     for m in mismatches:
         print("  MISMATCH " + m)
     return not mismatches
@@ -574,7 +584,8 @@ def main(argv=None) -> int:
     p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tol", type=float, default=None, help="logit tolerance of the check")
+    p.add_argument("--tol", type=float, default=0.05,
+                   help="logit tolerance of the check, as a fraction of each step's logit RMS")
     p.add_argument("--bench", action="store_true")
     p.add_argument("--out", default=None, help="with --bench: also write the JSON here")
     args = p.parse_args(argv)
@@ -586,8 +597,6 @@ def main(argv=None) -> int:
     n_req = args.requests or (64 if gpu else (6 if args.tiny else 12))
     max_batch = args.max_batch or (32 if gpu else 4)
     prompt_range, new_range = ((16, 400), (8, 48)) if gpu else ((3, 40), (2, 8))
-    # bf16 logits of std ~6 after a few layers: agreement to ~0.1 is what rounding allows.
-    tol = args.tol if args.tol is not None else 0.25
     pages = max_batch * -(-(prompt_range[1] + new_range[1]) // args.page_size) + 2
     name = torch.cuda.get_device_name(device) if gpu else "CPU (reference kernels)"
     print(f"device: {name}; flashinfer {flashinfer.__version__}")
@@ -608,7 +617,7 @@ def main(argv=None) -> int:
           f"prefill {s['prefill_tokens']} tokens at {s['prefill_tokens'] / max(s['prefill_s'], 1e-9):.0f} tok/s, "
           f"decode {s['decode_tokens']} tokens at {s['decode_tokens'] / max(s['decode_s'], 1e-9):.0f} tok/s")
     assert len(engine.pool.free) == pages - 1, "pages leaked"
-    ok = check(cfg, engine.weights, finished, tol)
+    ok = check(cfg, engine.weights, finished, args.tol)
     print("check: " + ("PASSED" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -39,11 +39,20 @@ def _arg_key(a, specialize: bool):
     return (type(a), a)
 
 
+def _hook_active(hook) -> bool:
+    # Triton <= 3.5 keeps None or a function here; 3.6+ an always-present HookChain that is empty
+    # unless a profiler added a hook.
+    if hook is None:
+        return False
+    calls = getattr(hook, "calls", None)
+    return True if calls is None else len(calls) > 0
+
+
 def _hooks_installed() -> bool:
     try:
         from triton import knobs
 
-        return knobs.runtime.launch_enter_hook is not None or knobs.runtime.launch_exit_hook is not None
+        return _hook_active(knobs.runtime.launch_enter_hook) or _hook_active(knobs.runtime.launch_exit_hook)
     except Exception:  # older Triton without knobs: always take the normal path
         return True
 
