@@ -302,7 +302,7 @@ class Engine:
         self.weights = Weights(cfg, self.device, dtype, seed)
         self.model = PagedModel(cfg, self.weights, num_pages, page_size, self.device, dtype)
         if compile_model:
-            self.model.forward = torch.compile(self.model.forward)
+            self.model.forward = torch.compile(self.model.forward, dynamic=True)
         self.pool = PagePool(num_pages)
         ws = torch.empty(128 << 20, dtype=torch.uint8, device=self.device)
         self.prefill_wrapper = BatchPrefillWithPagedKVCacheWrapper(ws, "NHD")
@@ -605,7 +605,7 @@ def main(argv=None) -> int:
     print(f"backends: {resolved_backends(device, torch.bfloat16)}")
     use_graphs = gpu and not args.no_graphs
     print(f"decode steps: {'CUDA graphs (decode wrapper use_cuda_graph mode)' if use_graphs else 'eager'}"
-          f"{', model torch.compile d' if args.compile else ''}")
+          + (", model compiled with torch.compile" if args.compile else ""))
     engine = Engine(cfg, device, torch.bfloat16, pages, args.page_size, max_batch, use_graphs, args.compile,
                     args.top_k, args.top_p, args.seed)
     reqs = make_requests(n_req, cfg.vocab, prompt_range, new_range, args.seed)

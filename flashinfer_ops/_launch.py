@@ -23,22 +23,6 @@ _CACHE: Dict[Tuple, Tuple[Any, Tuple[str, ...]]] = {}
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
-def _arg_key(a, specialize: bool):
-    if isinstance(a, torch.Tensor):
-        return (a.dtype, a.data_ptr() % 16 == 0)
-    if type(a) is int:
-        if not specialize:
-            return (int, _INT32_MIN <= a <= _INT32_MAX)
-        return (int, a == 1, a % 16 == 0, _INT32_MIN <= a <= _INT32_MAX)
-    if type(a) is float:
-        return float
-    if type(a) is bool:
-        return (bool, a)
-    if a is None:
-        return None
-    return (type(a), a)
-
-
 def _hook_active(hook) -> bool:
     # Triton <= 3.5 keeps None or a function here; 3.6+ an always-present HookChain that is empty
     # unless a profiler added a hook.
@@ -48,48 +32,79 @@ def _hook_active(hook) -> bool:
     return True if calls is None else len(calls) > 0
 
 
-def _hooks_installed() -> bool:
-    try:
-        from triton import knobs
+_RUNTIME_KNOBS = []
 
-        return _hook_active(knobs.runtime.launch_enter_hook) or _hook_active(knobs.runtime.launch_exit_hook)
-    except Exception:  # older Triton without knobs: always take the normal path
-        return True
+
+def _hooks_installed() -> bool:
+    if not _RUNTIME_KNOBS:
+        try:
+            from triton import knobs
+
+            _RUNTIME_KNOBS.append(knobs.runtime)
+        except Exception:  # older Triton without knobs: always take the normal path
+            _RUNTIME_KNOBS.append(None)
+    rt = _RUNTIME_KNOBS[0]
+    return rt is None or _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
+
+
+def _kernel_meta(kernel):
+    """(per positional arg: is it specialised by Triton?, argument names), cached on the kernel."""
+    meta = kernel.__dict__.get("_fi_meta")
+    if meta is None:
+        names = tuple(kernel.arg_names)
+        skip = {names[i] if isinstance(i, int) else i for i in (getattr(kernel, "do_not_specialize", None) or [])}
+        meta = kernel._fi_meta = (tuple(n not in skip for n in names), names)
+    return meta
+
+
+_STATE = {}
+
+
+def _use_fast_path() -> bool:
+    use = _STATE.get("use")
+    if use is None:
+        from .configs import interpreting
+
+        # TRITON_INTERPRET is read when kernels are defined, so it is fixed for the process.
+        use = _STATE["use"] = _ENABLED and not interpreting() and hasattr(torch._C, "_cuda_getCurrentRawStream")
+    return use
 
 
 def launch(kernel, grid, *args, **kwargs):
     """Launch `kernel` (a @triton.jit function) on `grid` with positional runtime args and keyword
     constexprs / launch options."""
-    from .configs import interpreting
-
-    if not _ENABLED or interpreting() or not args or not isinstance(args[0], torch.Tensor) or args[0].device.type != "cuda":
+    a0 = args[0] if args else None
+    if not (_use_fast_path() and isinstance(a0, torch.Tensor) and a0.is_cuda):
         return kernel[grid](*args, **kwargs)
-    dns = getattr(kernel, "_fi_dns", None)
-    if dns is None:
-        names = kernel.arg_names
-        skip = {names[i] if isinstance(i, int) else i for i in (getattr(kernel, "do_not_specialize", None) or [])}
-        dns = kernel._fi_dns = tuple(n in skip for n in names)
-    key = (id(kernel), args[0].device.index, tuple(_arg_key(a, not dns[i]) for i, a in enumerate(args)),
-           tuple(sorted(kwargs.items())))
+    specialised, names = _kernel_meta(kernel)
+    key = [id(kernel), a0.get_device()]
+    for a, spec in zip(args, specialised):
+        t = type(a)
+        if t is torch.Tensor or isinstance(a, torch.Tensor):
+            key.append((a.dtype, a.data_ptr() & 15 == 0))
+        elif t is int:
+            fits32 = _INT32_MIN <= a <= _INT32_MAX
+            key.append((a == 1, a & 15 == 0, fits32) if spec else fits32)
+        elif t is float:
+            key.append(0.5)
+        else:
+            key.append((t, a))
+    key.append(tuple(kwargs.items()))
     try:
-        hit = _CACHE.get(key)
+        hit = _CACHE.get(tuple(key))
     except TypeError:  # an unhashable argument: nothing to key on, take Triton's path
         return kernel[grid](*args, **kwargs)
     if hit is None or _hooks_installed():
         compiled = kernel[grid](*args, **kwargs)
         if compiled is not None and hasattr(compiled, "run") and not _hooks_installed():
-            names = kernel.arg_names
-            tail = tuple(names[len(args):])
-            missing = [n for n in tail if n not in kwargs]
-            if not missing:
+            tail = names[len(args):]
+            if all(n in kwargs for n in tail):
                 compiled._init_handles()
-                _CACHE[key] = (compiled, tail)
+                _CACHE[tuple(key)] = (compiled, tail)
         return compiled
     compiled, tail = hit
-    g0 = grid[0]
-    g1 = grid[1] if len(grid) > 1 else 1
-    g2 = grid[2] if len(grid) > 2 else 1
-    stream = torch.cuda.current_stream(args[0].device).cuda_stream
-    compiled.run(g0, g1, g2, stream, compiled.function, compiled.packed_metadata, None, None, None,
-                 *args, *(kwargs[n] for n in tail))
+    n = len(grid)
+    compiled.run(grid[0], grid[1] if n > 1 else 1, grid[2] if n > 2 else 1,
+                 torch._C._cuda_getCurrentRawStream(key[1]), compiled.function, compiled.packed_metadata,
+                 None, None, None, *args, *[kwargs[name] for name in tail])
     return compiled

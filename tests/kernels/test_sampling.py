@@ -76,8 +76,12 @@ def _assert_top_p_renorm(out, probs, p):
     one of those moves the other values by ~1e-5 relative, well inside rtol."""
     want = ref.top_p_renorm_probs(probs, p)
     clear = ~ref.top_p_boundary(probs, p)
-    # the excluded set is small (seen on the H100: up to 0.014 of a row's mass at vocab 111 and 32000)
-    assert float(torch.where(clear, 0.0, probs.float()).sum(-1).max()) < 5e-2
+    # The excluded set is a few boundary tokens (their mass can be large at a small vocab: one
+    # token held 0.16 of a 111-token row on the H100) or many tokens of negligible mass.
+    excluded = ~clear
+    few = excluded.sum(-1) <= 4
+    light = torch.where(clear, 0.0, probs.float()).sum(-1) < 5e-2
+    assert bool((few | light).all())
     assert not torch.isnan(out).any()
     torch.testing.assert_close(out[clear], want[clear], rtol=1e-3, atol=1e-6)
 
