@@ -100,11 +100,17 @@ class Weights:
 
 
 class PagedModel:
-    """The decoder on flashinfer ops over a paged KV cache (5-D NHD, one tensor per layer)."""
+    """The decoder on flashinfer ops over a paged KV cache: per layer a (k_cache, v_cache) tuple of
+    [pages, P, H_kv, D] (NHD) tensors.
+
+    Separate K and V tensors rather than one 5-D [pages, 2, P, H, D] tensor: under
+    torch.compile(dynamic=True), Inductor loses in-place writes that one op makes through two views
+    of the same base (append_paged_kv_cache into a 5-D cache; PyTorch 2.11 and 2.13, see NOTES.md)."""
 
     def __init__(self, cfg: Config, w: Weights, num_pages: int, page_size: int, device, dtype):
         self.cfg, self.w, self.page_size = cfg, w, page_size
-        self.kv_cache = [torch.zeros(num_pages, 2, page_size, cfg.kv_heads, cfg.head_dim, device=device, dtype=dtype)
+        shape = (num_pages, page_size, cfg.kv_heads, cfg.head_dim)
+        self.kv_cache = [(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
                          for _ in range(cfg.layers)]
 
     def forward(self, tokens, pos_ids, batch_indices, positions, kv_indptr, kv_indices, kv_last_page_len, attention):
@@ -523,8 +529,9 @@ def bench(cfg: Config, args) -> int:
             for i in range(batch):
                 r = Request(i, [0] * ctx, 1 << 30, tokens=[1], pages=eng.pool.alloc(pages_per_req), cached=ctx + 1)
                 reqs.append(r)
-            for c in eng.model.kv_cache:
-                c.normal_()
+            for kc, vc in eng.model.kv_cache:
+                kc.normal_()
+                vc.normal_()
             graph = DecodeGraph(eng, batch)
             steps = 30
             for _ in range(3):

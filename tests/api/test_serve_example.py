@@ -33,13 +33,19 @@ def test_check_catches_a_wrong_engine(capsys):
     real_decode = eng.decode
 
     def corrupting_decode(reqs):
-        for c in eng.model.kv_cache:
-            c.mul_(0.5)
+        for kc, _ in eng.model.kv_cache:
+            kc.mul_(0.5)
         real_decode(reqs)
 
     eng.decode = corrupting_decode
     finished = eng.serve(serve.make_requests(3, cfg.vocab, (4, 10), (3, 4), 0))
     assert not serve.check(cfg, eng.weights, finished, 0.05)
+
+
+def test_compiled_model_matches_on_cpu(capsys):
+    """torch.compile(dynamic=True) of the whole model (Inductor on the CPU)."""
+    assert _serve().main(["--tiny", "--device", "cpu", "--compile"]) == 0
+    assert "check: PASSED" in capsys.readouterr().out
 
 
 @pytest.mark.gpu
