@@ -17,6 +17,21 @@ import torch
 
 LIB = torch.library.Library("flashinfer", "FRAGMENT")
 _IMPLEMENTED: Dict[tuple, Callable] = {}
+# Set by flashinfer_ops.selfcheck (only under TRITON_INTERPRET=1): CPU-key calls run the Triton
+# implementation in the interpreter instead of the reference, so the self-check can drive the
+# real kernels through the public API on a machine without a GPU.
+KERNELS_ON_CPU = [False]
+
+
+def _cpu_dispatch(cpu: Callable, cuda: Optional[Callable]) -> Callable:
+    if cuda is None:
+        return cpu
+
+    def impl(*args):
+        return (cuda if KERNELS_ON_CPU[0] else cpu)(*args)
+
+    impl.__name__ = getattr(cpu, "__name__", "cpu_impl")
+    return impl
 
 
 def register_op(
@@ -30,7 +45,7 @@ def register_op(
     for key, fn in (("CUDA", cuda), ("CPU", cpu)):
         if fn is None or (name, key) in _IMPLEMENTED:
             continue
-        LIB.impl(name, fn, key)
+        LIB.impl(name, _cpu_dispatch(fn, cuda) if key == "CPU" else fn, key)
         _IMPLEMENTED[(name, key)] = fn
     if fake is not None and (name, "fake") not in _IMPLEMENTED:
         torch.library.register_fake(f"flashinfer::{name}", fake, lib=LIB)

@@ -42,7 +42,10 @@ def selfcheck(*ops: str):
 
 
 def _err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a.float().cpu() - b.float().cpu()).abs().max().item() if a.numel() else 0.0
+    """max |a - b| relative to max(1, max |b|): bf16 outputs carry ~2^-8 relative rounding."""
+    if not a.numel():
+        return 0.0
+    return (a.float().cpu() - b.float().cpu()).abs().max().item() / max(1.0, b.float().abs().max().item())
 
 
 @selfcheck("rmsnorm", "gemma_rmsnorm", "fused_add_rmsnorm", "gemma_fused_add_rmsnorm", "layernorm")
@@ -65,7 +68,7 @@ def _norms(device):
     g, b = torch.randn(999, device=device), torch.randn(999, device=device)
     call("layernorm", out, x, g, b, 1e-5)
     errs.append(_err(out, ref.layernorm(x, g, b, 1e-5)))
-    return max(errs), 0.1
+    return max(errs), 2e-2  # a few bf16 ulps of the largest output
 
 
 @selfcheck("silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul")
@@ -103,6 +106,7 @@ def registered_ops() -> List[str]:
 def run_all(device: str, verbose: bool = True) -> Tuple[int, int, List[str]]:
     """Returns (passed, failed, unchecked op names)."""
     import flashinfer  # noqa: F401  (registers every op)
+    import flashinfer._selfchecks  # noqa: F401  (API-level checks of the other domains)
 
     done, passed, failed = set(), 0, 0
     ops = registered_ops()
@@ -128,6 +132,12 @@ def run_all(device: str, verbose: bool = True) -> Tuple[int, int, List[str]]:
 
 
 def main() -> int:
+    if __name__ == "__main__":
+        # Under `python -m` this file is __main__, while the API-level checks register into the
+        # importable flashinfer_ops.selfcheck: run that module's copy.
+        from flashinfer_ops import selfcheck as importable
+
+        return importable.main()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"self-check on {device}" + ("" if device == "cuda" else " (Triton interpreter)"))
     passed, failed, unchecked = run_all(device)
