@@ -173,6 +173,19 @@ def _rows(x: torch.Tensor) -> int:
 
 # ---- public API -----------------------------------------------------------------------------
 
+def _sample_filtered(op, probs, threshold, indices, deterministic, generator, check_nan, rng_per_row):
+    """Shared body of the single-threshold samplers: validate, allocate the int32 samples, draw
+    (seed, offset) advancing the generator by rng_per_row per sample, run `op`."""
+    if check_nan:
+        _check_nan(probs, "probs")
+    arr, val = threshold
+    indices = _indices(indices, probs)
+    samples = _samples_out(probs, indices)
+    seed, offset = _seed_offset(probs.device, generator, samples.shape[0] * rng_per_row)
+    op(samples, probs, indices, arr, val, deterministic, seed, offset)
+    return samples
+
+
 def softmax(
     logits: torch.Tensor,
     temperature: Optional[Union[torch.Tensor, float]] = None,
@@ -266,14 +279,8 @@ def top_p_sampling_from_probs(
     Returns:
         int32 ``[batch_out]``.
     """
-    if check_nan:
-        _check_nan(probs, "probs")
-    p_arr, p_val = _float_param(top_p, probs)
-    indices = _indices(indices, probs)
-    samples = _samples_out(probs, indices)
-    seed, offset = _seed_offset(probs.device, generator, samples.shape[0] * ROUNDS_PER_ROW)
-    _ops.top_p_sampling_from_probs.default(samples, probs, indices, p_arr, p_val, deterministic, seed, offset)
-    return samples
+    return _sample_filtered(_ops.top_p_sampling_from_probs.default, probs, _float_param(top_p, probs), indices,
+                            deterministic, generator, check_nan, ROUNDS_PER_ROW)
 
 
 def top_k_sampling_from_probs(
@@ -295,14 +302,8 @@ def top_k_sampling_from_probs(
     Returns:
         int32 ``[batch_out]``.
     """
-    if check_nan:
-        _check_nan(probs, "probs")
-    k_arr, k_val = _int_param(top_k, probs)
-    indices = _indices(indices, probs)
-    samples = _samples_out(probs, indices)
-    seed, offset = _seed_offset(probs.device, generator, samples.shape[0] * ROUNDS_PER_ROW)
-    _ops.top_k_sampling_from_probs.default(samples, probs, indices, k_arr, k_val, deterministic, seed, offset)
-    return samples
+    return _sample_filtered(_ops.top_k_sampling_from_probs.default, probs, _int_param(top_k, probs), indices,
+                            deterministic, generator, check_nan, ROUNDS_PER_ROW)
 
 
 def min_p_sampling_from_probs(
@@ -323,14 +324,8 @@ def min_p_sampling_from_probs(
     Returns:
         int32 ``[batch_out]``.
     """
-    if check_nan:
-        _check_nan(probs, "probs")
-    p_arr, p_val = _float_param(min_p, probs)
-    indices = _indices(indices, probs)
-    samples = _samples_out(probs, indices)
-    seed, offset = _seed_offset(probs.device, generator, samples.shape[0])
-    _ops.min_p_sampling_from_probs.default(samples, probs, indices, p_arr, p_val, deterministic, seed, offset)
-    return samples
+    return _sample_filtered(_ops.min_p_sampling_from_probs.default, probs, _float_param(min_p, probs), indices,
+                            deterministic, generator, check_nan, 1)
 
 
 def top_k_top_p_sampling_from_probs(
