@@ -100,18 +100,27 @@ class Weights:
 
 
 class PagedModel:
-    """The decoder on flashinfer ops over a paged KV cache: per layer a (k_cache, v_cache) tuple of
-    [pages, P, H_kv, D] (NHD) tensors.
+    """The decoder on flashinfer ops over a paged KV cache, one per layer: a 5-D
+    [pages, 2, P, H_kv, D] (NHD) tensor, or with kv_as_tuple a (k_cache, v_cache) pair of
+    [pages, P, H_kv, D] tensors.
 
-    Separate K and V tensors rather than one 5-D [pages, 2, P, H, D] tensor: under
-    torch.compile(dynamic=True), Inductor loses in-place writes that one op makes through two views
-    of the same base (append_paged_kv_cache into a 5-D cache; PyTorch 2.11 and 2.13, see NOTES.md)."""
+    --compile uses the tuple form: under torch.compile(dynamic=True), Inductor loses in-place writes
+    that one op makes through two views of the same base, which append_paged_kv_cache into a 5-D
+    cache does (PyTorch 2.11 and 2.13; NOTES.md, tests/api/test_inductor_view_mutation.py)."""
 
-    def __init__(self, cfg: Config, w: Weights, num_pages: int, page_size: int, device, dtype):
+    def __init__(self, cfg: Config, w: Weights, num_pages: int, page_size: int, device, dtype, kv_as_tuple=False):
         self.cfg, self.w, self.page_size = cfg, w, page_size
-        shape = (num_pages, page_size, cfg.kv_heads, cfg.head_dim)
-        self.kv_cache = [(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
-                         for _ in range(cfg.layers)]
+        if kv_as_tuple:
+            shape = (num_pages, page_size, cfg.kv_heads, cfg.head_dim)
+            self.kv_cache = [(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+                             for _ in range(cfg.layers)]
+        else:
+            self.kv_cache = [torch.zeros(num_pages, 2, page_size, cfg.kv_heads, cfg.head_dim, device=device, dtype=dtype)
+                             for _ in range(cfg.layers)]
+
+    def k_caches(self):
+        """The K cache of every layer (a view into the 5-D tensor, or the tuple's first member)."""
+        return [c[0] if isinstance(c, tuple) else c[:, 0] for c in self.kv_cache]
 
     def forward(self, tokens, pos_ids, batch_indices, positions, kv_indptr, kv_indices, kv_last_page_len, attention):
         """tokens / pos_ids / batch_indices / positions: [T]; the page table describes the requests
@@ -306,7 +315,7 @@ class Engine:
         self.cfg, self.device, self.dtype = cfg, torch.device(device), dtype
         self.num_pages, self.page_size, self.max_batch = num_pages, page_size, max_batch
         self.weights = Weights(cfg, self.device, dtype, seed)
-        self.model = PagedModel(cfg, self.weights, num_pages, page_size, self.device, dtype)
+        self.model = PagedModel(cfg, self.weights, num_pages, page_size, self.device, dtype, kv_as_tuple=compile_model)
         if compile_model:
             self.model.forward = torch.compile(self.model.forward, dynamic=True)
         self.pool = PagePool(num_pages)
@@ -529,9 +538,8 @@ def bench(cfg: Config, args) -> int:
             for i in range(batch):
                 r = Request(i, [0] * ctx, 1 << 30, tokens=[1], pages=eng.pool.alloc(pages_per_req), cached=ctx + 1)
                 reqs.append(r)
-            for kc, vc in eng.model.kv_cache:
-                kc.normal_()
-                vc.normal_()
+            for c in eng.model.kv_cache:
+                c.normal_()
             graph = DecodeGraph(eng, batch)
             steps = 30
             for _ in range(3):

@@ -82,10 +82,7 @@ def unpack_paged_kv_cache(
             raise ValueError(
                 f"paged_kv_cache: expected [pages, 2, P, H, D] (NHD) or [pages, 2, H, P, D] (HND), got shape {tuple(t.shape)}"
             )
-        # select, not unbind: the same strided views, but unbind is a multi-output view op, and
-        # Inductor with dynamic shapes lost in-place writes made through its outputs (seen with
-        # append_paged_kv_cache under torch.compile(dynamic=True), CPU and H100).
-        k, v = t.select(1, 0), t.select(1, 1)
+        k, v = t.unbind(1)
     else:
         raise TypeError(f"paged_kv_cache: expected a tensor or a (k, v) tuple, got {type(paged_kv_cache).__name__}")
     if k.dim() != 4 or v.dim() != 4:

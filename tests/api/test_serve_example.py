@@ -33,7 +33,7 @@ def test_check_catches_a_wrong_engine(capsys):
     real_decode = eng.decode
 
     def corrupting_decode(reqs):
-        for kc, _ in eng.model.kv_cache:
+        for kc in eng.model.k_caches():
             kc.mul_(0.5)
         real_decode(reqs)
 
