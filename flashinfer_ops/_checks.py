@@ -13,6 +13,9 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 FLOAT16_TYPES = (torch.float16, torch.bfloat16)
+# OCP (gfx950, NVIDIA) and FNUZ (gfx942) fp8 formats, those this torch build has.
+FP8_TYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+                  if hasattr(torch, n))
 
 
 def _names(dtypes: Iterable[torch.dtype]) -> str:

@@ -3,6 +3,7 @@ import torch
 
 from .._checks import (
     FLOAT16_TYPES,
+    FP8_TYPES,
     check_dtype,
     check_last_dim_contiguous,
     check_ndim,
@@ -13,8 +14,6 @@ from .._checks import (
 from ..configs.rope import HALF_BUCKETS
 
 INDEX_TYPES = (torch.int32, torch.int64)
-FP8_TYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-                  if hasattr(torch, n))
 
 
 def check_qk(q: torch.Tensor, k: torch.Tensor, q_name: str = "q", k_name: str = "k") -> None:

@@ -11,6 +11,7 @@ import torch
 
 import flashinfer_ops  # noqa: F401  (registers torch.ops.flashinfer)
 from flashinfer_ops.aiter import amd_arch, aiter_overloads_loaded, load_aiter_overloads
+from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.aiter.page import AITER_ARCHS, select_append_backend
 from flashinfer_ops.fake import page as _contract
 from flashinfer_ops.reference import page as _ref
@@ -18,7 +19,6 @@ from flashinfer_ops.reference import page as _ref
 from .utils import TensorLayout, check_kv_layout, unpack_paged_kv_cache
 
 _ops = torch.ops.flashinfer
-_FP8 = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"))
 
 
 def get_seq_lens(kv_indptr: torch.Tensor, kv_last_page_len: torch.Tensor, page_size: int) -> torch.Tensor:
@@ -58,7 +58,7 @@ def get_batch_indices_positions(append_indptr: torch.Tensor, seq_lens: torch.Ten
 def fp8_bytes(name: str, x: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
     """fp8 rows and caches reach the ops as uint8 views of their bytes (the copy is bitwise; the
     formats must match: rows are never converted or reinterpreted)."""
-    if cache.dtype not in _FP8:
+    if cache.dtype not in FP8_TYPES:
         return x
     if x.dtype != cache.dtype:
         raise ValueError(f"{name}: expected dtype {str(cache.dtype).replace('torch.', '')} (the cache's), got "

@@ -19,7 +19,8 @@ import torch
 
 import flashinfer_ops  # noqa: F401
 from flashinfer_ops.configs.attention.prefill import HEAD_DIMS
-from flashinfer_ops.fake.attention.prefill import FP8_TYPES, WORK_WORDS
+from flashinfer_ops._checks import FP8_TYPES
+from flashinfer_ops.fake.attention.prefill import WORK_WORDS
 from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
 
 from .quantization import packbits, segment_packbits

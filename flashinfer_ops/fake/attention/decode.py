@@ -5,6 +5,7 @@ import torch
 
 from ..._checks import (
     FLOAT16_TYPES,
+    FP8_TYPES,
     _names,
     check_choice,
     check_dtype,
@@ -14,8 +15,6 @@ from ..._checks import (
     check_same_device,
 )
 
-FP8_TYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-                  if hasattr(torch, n))
 HEAD_DIMS = (64, 128, 256)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from ..._checks import (
     FLOAT16_TYPES,
+    FP8_TYPES,
     check_choice,
     check_dtype,
     check_last_dim_contiguous,
@@ -18,8 +19,6 @@ from ..._checks import (
 )
 from ...configs.attention.prefill import HEAD_DIMS
 
-FP8_TYPES = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-                  if hasattr(torch, n))
 WORK_WORDS = 8
 
 
