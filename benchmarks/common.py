@@ -6,6 +6,7 @@ microseconds per call (what a Python caller pays) and microseconds per CUDA-grap
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Callable, List, Optional, Sequence
@@ -21,17 +22,24 @@ def input_sets_for(bytes_per_set: int, l2_bytes: int = 50 << 20, max_sets: int =
 
 
 _L2_FLUSH = {}
+# "write": zero a 512 MiB buffer (Triton's do_bench method: L2 is left full of dirty lines, whose
+# write-back the next kernel pays for); "read": reduce over it (L2 left holding clean lines).
+FLUSH_MODE = os.environ.get("FLASHINFER_BENCH_FLUSH", "write")
 
 
 def flush_l2() -> None:
-    """Overwrite a buffer larger than L2 (cold cache for the next call). It also keeps the GPU busy
-    for ~200 us, so the host's launch latency of the timed call (up to ~150 us for the facades with
-    the most host work, measured on the H100 machine) hides behind it instead of being counted as
-    device time."""
+    """Evict L2 with a pass over a buffer larger than L2 (cold cache for the next call). It also
+    keeps the GPU busy for ~200 us, so the host's launch latency of the timed call (up to ~150 us
+    for the facades with the most host work, measured on the H100 machine) hides behind it instead
+    of being counted as device time."""
     buf = _L2_FLUSH.get("buf")
     if buf is None:
         buf = _L2_FLUSH["buf"] = torch.empty(512 << 20, dtype=torch.uint8, device="cuda")
-    buf.zero_()
+        _L2_FLUSH["sink"] = torch.empty((), dtype=torch.int64, device="cuda")
+    if FLUSH_MODE == "read":
+        torch.amax(buf.view(torch.int64), dim=0, out=_L2_FLUSH["sink"])
+    else:
+        buf.zero_()
 
 
 def time_device_us(fns: Sequence[Callable[[], object]], warmup: int = 5, reps: int = 50) -> float:

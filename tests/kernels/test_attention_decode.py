@@ -162,6 +162,23 @@ def test_split_kv_and_merge(split):
     _close(out, lse, want_o, want_lse, dtype)
 
 
+def test_merge_more_chunks_than_one_merge_step():
+    """A request split in more chunks than the merge reads per step (MERGE_BLOCK_C), next to
+    a one-chunk request: the blockwise merge still equals the oracle."""
+    from flashinfer_ops.configs.attention.decode import MERGE_BLOCK_C
+
+    page, h_qo, h_kv, d = 1, 4, 2, 64
+    lens = [2 * MERGE_BLOCK_C + 7, 1, MERGE_BLOCK_C + 1]
+    dtype = torch.bfloat16
+    cache, indptr, indices, last = _paged_batch(lens, page, h_kv, d, dtype, "NHD")
+    q = torch.randn(len(lens), h_qo, d, device=KERNEL_DEVICE).to(dtype)
+    out, lse, w = _run_paged(q, cache, indptr, indices, last, h_qo, h_kv, d, page, "NHD", dtype,
+                             fixed_split_size=1)
+    assert int((w._work_info[:, 0] >= 0).sum()) == sum(lens)
+    want_o, want_lse = _oracle(q, cache, indptr, indices, last, "NHD")
+    _close(out, lse, want_o, want_lse, dtype)
+
+
 @pytest.mark.gpu
 def test_small_batch_long_kv_is_split():
     """One request with a long KV is cut into many chunks so the grid fills the GPU."""

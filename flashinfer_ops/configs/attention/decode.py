@@ -8,7 +8,11 @@ from .. import LaunchConfig
 
 BLOCK_H = 16
 HEAD_DIMS = (64, 128, 256)
-MERGE_BLOCK_H = 16
+MERGE_BLOCK_H = 16  # cascade merge_state*: heads per program
+# Split-KV merge: partial states read per step ([MERGE_BLOCK_C, D] fp32 tile, one head a program).
+# The old merge walked a request's chunks one at a time with 2 programs for batch 1: a
+# 128-chunk request paid 128 dependent loads (most of decode batch 1 x 32768's 185 us on the H100).
+MERGE_BLOCK_C = 32
 # Split-KV planning: aim for at least PROGRAMS_PER_SM x SM-count programs, chunks of at least
 # MIN_CHUNK_TOKENS (a multiple of every BLOCK_N) so each program streams a few tiles.
 # H100 run 2026-11-25 (value 4): 512 programs reached 78% of the copy ceiling (batch 64, kv 4096),

@@ -201,12 +201,15 @@ def decode_kernel(
 def merge_kernel(
     out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr, req_ptr,
     s_ob, s_oh, s_lb, num_qo_heads, single_n, has_lse,
-    HEAD_DIM: tl.constexpr, BLOCK_H: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """Combine the n_chunks partial states of request b (base-2 LSE merge, spec §5.1).
-    req_ptr rows: (first_slot, n_chunks); requests with one chunk were written by decode_kernel."""
+    """Combine the n_chunks partial states of (request b, query head h) (base-2 LSE merge, §5.1):
+    o = sum_c 2^(lse_c - M) o_c / sum_c 2^(lse_c - M), lse = M + log2(sum_c 2^(lse_c - M)).
+    Grid (B, H_qo); chunks are read BLOCK_C at a time as one [BLOCK_C, HEAD_DIM] tile, so a
+    request split in 128 chunks costs a few dependent loads, not 128. req_ptr rows:
+    (first_slot, n_chunks); requests with one chunk were written by decode_kernel."""
     b = tl.program_id(0)
-    hb = tl.program_id(1)
+    h = tl.program_id(1)
     if single_n > 0:
         first = b * 0
         n = single_n
@@ -214,27 +217,28 @@ def merge_kernel(
         first = tl.load(req_ptr + b * 2)
         n = tl.load(req_ptr + b * 2 + 1)
     if n > 1:
-        heads = hb * BLOCK_H + tl.arange(0, BLOCK_H)
-        hmask = heads < num_qo_heads
+        offs_c = tl.arange(0, BLOCK_C)
         offs_d = tl.arange(0, HEAD_DIM)
-        m = tl.full([BLOCK_H], float("-inf"), tl.float32)
-        l = tl.zeros([BLOCK_H], tl.float32)
-        acc = tl.zeros([BLOCK_H, HEAD_DIM], tl.float32)
-        for i in range(0, n):
-            slot = (first + i).to(tl.int64) * num_qo_heads + heads
-            s = tl.load(tmp_lse_ptr + slot, mask=hmask, other=float("-inf"))
-            o = tl.load(tmp_o_ptr + slot[:, None] * HEAD_DIM + offs_d[None, :], mask=hmask[:, None], other=0.0)
-            m_new = tl.maximum(m, s)
+        m = tl.full([], float("-inf"), tl.float32)
+        l = tl.full([], 0.0, tl.float32)
+        acc = tl.zeros([HEAD_DIM], tl.float32)
+        for c0 in range(0, n, BLOCK_C):
+            c = c0 + offs_c
+            cmask = c < n
+            slot = (first + c).to(tl.int64) * num_qo_heads + h
+            s = tl.load(tmp_lse_ptr + slot, mask=cmask, other=float("-inf"))
+            o = tl.load(tmp_o_ptr + slot[:, None] * HEAD_DIM + offs_d[None, :], mask=cmask[:, None], other=0.0)
+            m_new = tl.maximum(m, tl.max(s, 0))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m - m_safe)
             wgt = tl.exp2(s - m_safe)
-            l = l * alpha + wgt
-            acc = acc * alpha[:, None] + wgt[:, None] * o
+            l = l * alpha + tl.sum(wgt, 0)
+            acc = acc * alpha + tl.sum(wgt[:, None] * o, 0)
             m = m_new
         valid = l > 0.0
-        res = tl.where(valid[:, None], acc / tl.where(valid, l, 1.0)[:, None], 0.0)
-        o_rows = out_ptr + b.to(tl.int64) * s_ob + heads[:, None] * s_oh
-        tl.store(o_rows + offs_d[None, :], res.to(out_ptr.dtype.element_ty), mask=hmask[:, None])
+        res = tl.where(valid, acc / tl.where(valid, l, 1.0), 0.0)
+        o_row = out_ptr + b.to(tl.int64) * s_ob + h.to(tl.int64) * s_oh
+        tl.store(o_row + offs_d, res.to(out_ptr.dtype.element_ty))
         if has_lse:
             lse = tl.where(valid, m + tl.log2(tl.where(valid, l, 1.0)), float("-inf"))
-            tl.store(lse_ptr + b.to(tl.int64) * s_lb + heads, lse, mask=hmask)
+            tl.store(lse_ptr + b.to(tl.int64) * s_lb + h, lse)

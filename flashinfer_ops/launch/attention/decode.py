@@ -76,9 +76,9 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=KV_FMT[k.dtype],
         ROPE=rope, DOT_F32=interpreting(), **cfg.decode_config(family, d, fp8, rope).options(family),
     )
-    launch(merge_kernel, (n_requests, triton.cdiv(h_qo, cfg.MERGE_BLOCK_H)),
+    launch(merge_kernel, (n_requests, h_qo),
         out, lse_t, tmp_o, tmp_lse, req_info, out.stride(0), out.stride(1), s_lb, h_qo, single_n, int(has_lse),
-        HEAD_DIM=d, BLOCK_H=cfg.MERGE_BLOCK_H, **cfg.merge_config(family, d).options(family),
+        HEAD_DIM=d, BLOCK_C=cfg.MERGE_BLOCK_C, **cfg.merge_config(family, d).options(family),
     )
 
 
@@ -278,10 +278,10 @@ def _register_variants():
         for d in cfg.HEAD_DIMS:
             sig = {"out_ptr": f"*{qt}", "lse_ptr": "*fp32", "tmp_o_ptr": "*fp32", "tmp_lse_ptr": "*fp32",
                    "req_ptr": "*i32", "s_ob": "i32", "s_oh": "i32", "s_lb": "i32", "num_qo_heads": "i32",
-                   "single_n": "i32", "has_lse": "i32", "HEAD_DIM": "constexpr", "BLOCK_H": "constexpr"}
+                   "single_n": "i32", "has_lse": "i32", "HEAD_DIM": "constexpr", "BLOCK_C": "constexpr"}
             register_variant(KernelVariant(
                 kernel="attention_decode.merge_kernel", variant=f"{qt}_d{d}", fn=merge_kernel, signature=sig,
-                constexprs=dict(HEAD_DIM=d, BLOCK_H=cfg.MERGE_BLOCK_H),
+                constexprs=dict(HEAD_DIM=d, BLOCK_C=cfg.MERGE_BLOCK_C),
                 options=lambda fam, d=d: cfg.merge_config(fam, d).options(fam), min_occupancy=2,
             ))
 
