@@ -4,7 +4,7 @@ import torch
 
 import flashinfer
 
-from .common import graph_replay_us, host_us_eager, input_sets_for, row, time_device_us
+from .common import graph_replay_us, host_us_eager, input_sets_for, row, steady_us, time_device_us
 
 H, D, PS = 8, 128, 16
 
@@ -45,11 +45,14 @@ def run(quick: bool):
         ours = [lambda k=k, v=v, kv=kv: flashinfer.append_paged_kv_cache(k, v, b, p, kv, indices, indptr, last)
                 for k, v, kv in sets]
         us = time_device_us(ours)
-        peer_us = time_device_us([lambda k=k, v=v, kv=kv: peer(k, v, kv[:, 0], kv[:, 1], b, p, indices, indptr)
-                                  for k, v, kv in sets])
+        peer_fns = [lambda k=k, v=v, kv=kv: peer(k, v, kv[:, 0], kv[:, 1], b, p, indices, indptr)
+                    for k, v, kv in sets]
+        peer_us = time_device_us(peer_fns)
         small = nnz <= 64
         rows.append(row("append_paged_kv_cache", f"{name} H{H} D{D} P{PS}", dtype, us, nbytes,
                         peer="torch.compile(index_put)", peer_us=peer_us,
                         host_us=host_us_eager(ours[0]) if small else None,
-                        graph_us=graph_replay_us(ours[0], calls_per_graph=20 if small else 4)))
+                        graph_us=graph_replay_us(ours[0], calls_per_graph=20 if small else 4),
+                        us_steady=None if small else steady_us(ours),
+                        peer_us_steady=None if small else steady_us(peer_fns)))
     return rows

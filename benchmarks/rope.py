@@ -6,7 +6,7 @@ import torch
 
 import flashinfer
 
-from .common import graph_replay_us, host_us_eager, input_sets_for, row, time_device_us
+from .common import graph_replay_us, host_us_eager, input_sets_for, row, steady_us, time_device_us
 
 HQ, HK, D = 32, 8, 128
 TOKENS = [4096, 65536]
@@ -45,12 +45,15 @@ def run(quick: bool):
         ours = [lambda q=q, k=k, p=p: flashinfer.apply_rope_with_cos_sin_cache_inplace(p, q, k, D, cache)
                 for q, k, p in sets]
         us = time_device_us(ours)
-        peer_us = time_device_us([lambda q=q, k=k, p=p: peer(p, q, k, cache) for q, k, p in sets])
+        peer_fns = [lambda q=q, k=k, p=p: peer(p, q, k, cache) for q, k, p in sets]
+        peer_us = time_device_us(peer_fns)
         small = nnz <= DECODE_TOKENS
         rows.append(row("apply_rope_with_cos_sin_cache_inplace", (nnz, HQ, HK, D), dtype, us, nbytes,
                         peer="torch.compile(forward_native)", peer_us=peer_us,
                         host_us=host_us_eager(ours[0]) if small else None,
-                        graph_us=graph_replay_us(ours[0], calls_per_graph=20 if small else 4)))
+                        graph_us=graph_replay_us(ours[0], calls_per_graph=20 if small else 4),
+                        us_steady=None if small else steady_us(ours),
+                        peer_us_steady=None if small else steady_us(peer_fns)))
         if nnz == (QUICK_TOKENS if quick else TOKENS)[0] or small:
             pbytes = 2 * nnz * (HQ + HK) * D * 2 + nnz * 8
             pos_fns = [lambda q=q, k=k, p=p: flashinfer.apply_rope_pos_ids_inplace(q, k, p) for q, k, p in sets]

@@ -111,7 +111,7 @@ def sweep_rope(ceiling):
     f = torch.outer(torch.arange(65536, dtype=torch.float32, device="cuda"), inv)
     cache = torch.cat((f.cos(), f.sin()), -1)
     peer = torch.compile(torch_rope_inplace, dynamic=False)
-    orig_plan, orig_hpp = launch_rope._plan, launch_rope.HEADS_PER_PROGRAM
+    orig_plan, orig_hpp = launch_rope._plan, launch_rope.heads_per_program
     for nnz in (4096, 65536):
         q = torch.randn(nnz, HQ, D, dtype=torch.bfloat16, device="cuda")
         k = torch.randn(nnz, HK, D, dtype=torch.bfloat16, device="cuda")
@@ -133,13 +133,13 @@ def sweep_rope(ceiling):
                             return bt, 64, LaunchConfig(num_warps=nw, num_stages=1).options(family)
 
                         launch_rope._plan = plan
-                        launch_rope.HEADS_PER_PROGRAM = hpp
+                        launch_rope.heads_per_program = lambda nnz, h, bt, hpp=hpp: hpp
                         try:
                             us = time_device_us([fn])
                             emit(section="rope", nnz=nnz, mode=mode, heads_per_program=hpp, block_t=block_t,
                                  warps=warps, us=round(us, 2), pct=_pct(nbytes, us, ceiling))
                         finally:
-                            launch_rope._plan, launch_rope.HEADS_PER_PROGRAM = orig_plan, orig_hpp
+                            launch_rope._plan, launch_rope.heads_per_program = orig_plan, orig_hpp
     common.FLUSH_MODE = "write"
     # what one facade call launches (profiler: kernel names and device times)
     q = torch.randn(4096, HQ, D, dtype=torch.bfloat16, device="cuda")
@@ -156,6 +156,10 @@ def sweep_rope(ceiling):
 
 # ---- decode -----------------------------------------------------------------------------------
 
+DECODE_PPS = (1, 2, 3, 4, 8)
+DECODE_TILES = ((4, 3, 32), (4, 2, 64), (4, 3, 64), (4, 2, 32), (4, 4, 32))
+
+
 def sweep_decode(ceiling):
     from flashinfer_ops.configs import LaunchConfig
     from flashinfer_ops.configs.attention import decode as cfg
@@ -163,8 +167,9 @@ def sweep_decode(ceiling):
     from .attention_decode import _bytes, _sdpa_cudnn, _wrapper
 
     orig = (cfg.PROGRAMS_PER_SM, cfg.decode_config, cfg.block_n, cfg.MIN_CHUNK_TOKENS)
-    cases = [(1, 32768, torch.bfloat16), (16, 4096, torch.bfloat16), (64, 8192, torch.bfloat16),
-             (64, 8192, torch.float8_e4m3fn)]
+    cases = [(1, 32768, torch.bfloat16), (16, 4096, torch.bfloat16), (64, 4096, torch.bfloat16),
+             (64, 8192, torch.bfloat16), (64, 8192, torch.float8_e4m3fn)]
+    settings = [(pps, w, s, bn) for pps in DECODE_PPS for (w, s, bn) in DECODE_TILES]
     for batch, kv_len, kvdt in cases:
         if kvdt == torch.bfloat16:
             peer_fn, label = _sdpa_cudnn(batch, kv_len)
@@ -173,27 +178,24 @@ def sweep_decode(ceiling):
                      us=round(time_device_us([peer_fn]), 2))
             del peer_fn
         nbytes = _bytes(batch, kv_len, kvdt)
-        for pps in (4, 8, 16, 32):
-            for warps, stages, bn in ((4, 3, 64), (4, 2, 64), (4, 4, 64), (8, 3, 64), (4, 3, 128), (8, 3, 128),
-                                      (4, 3, 32)):
-                if batch >= 64 and pps not in (8, 16):
-                    continue
-                cfg.PROGRAMS_PER_SM = pps
-                cfg.decode_config = lambda f, d, p8, r, nw=warps, ns=stages: LaunchConfig(num_warps=nw, num_stages=ns)
-                cfg.block_n = lambda f, d, p8, r, b=bn: b
-                try:
-                    w, cache, q, out, _ = _wrapper(batch, kv_len, kvdt)
-                    items = int((w._work_info[:, 0] >= 0).sum())
-                    us = time_device_us([lambda: w.run(q, cache, out=out)])
-                    emit(section="decode", batch=batch, kv=kv_len, kv_dtype=str(kvdt), pps=pps, warps=warps,
-                         stages=stages, block_n=bn, items=items, us=round(us, 2), pct=_pct(nbytes, us, ceiling))
-                except Exception as e:
-                    emit(section="decode", batch=batch, kv=kv_len, pps=pps, warps=warps, stages=stages, block_n=bn,
-                         error=f"{type(e).__name__}: {str(e)[:200]}")
-                finally:
-                    cfg.PROGRAMS_PER_SM, cfg.decode_config, cfg.block_n, cfg.MIN_CHUNK_TOKENS = orig
-                    w = cache = None
-                    torch.cuda.empty_cache()
+        for pps, warps, stages, bn in settings:
+            cfg.PROGRAMS_PER_SM = pps
+            cfg.decode_config = lambda f, d, p8, r, nw=warps, ns=stages: LaunchConfig(num_warps=nw, num_stages=ns)
+            cfg.block_n = lambda f, d, p8, r, b=bn: b
+            w = cache = None
+            try:
+                w, cache, q, out, _ = _wrapper(batch, kv_len, kvdt)
+                items = int((w._work_info[:, 0] >= 0).sum())
+                us = time_device_us([lambda: w.run(q, cache, out=out)])
+                emit(section="decode", batch=batch, kv=kv_len, kv_dtype=str(kvdt), pps=pps, warps=warps,
+                     stages=stages, block_n=bn, items=items, us=round(us, 2), pct=_pct(nbytes, us, ceiling))
+            except Exception as e:
+                emit(section="decode", batch=batch, kv=kv_len, pps=pps, warps=warps, stages=stages, block_n=bn,
+                     error=f"{type(e).__name__}: {str(e)[:200]}")
+            finally:
+                cfg.PROGRAMS_PER_SM, cfg.decode_config, cfg.block_n, cfg.MIN_CHUNK_TOKENS = orig
+                w = cache = None
+                torch.cuda.empty_cache()
     # split of device time between the decode and merge kernels (shipped table)
     for batch, kv_len in ((1, 32768), (16, 4096)):
         w, cache, q, out, _ = _wrapper(batch, kv_len, torch.bfloat16)

@@ -8,7 +8,7 @@ import triton
 from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
-from ..configs.rope import HALF_BUCKETS, HEADS_PER_PROGRAM, REST_BLOCK, rope_config, rope_tile
+from ..configs.rope import HALF_BUCKETS, REST_BLOCK, heads_per_program, rope_config, rope_tile
 from ..fake import page as page_contract
 from ..fake import rope as contract
 from ..kernels.rope import rope_kernel
@@ -56,11 +56,12 @@ def launch_rope(q, k, q_out, k_out, qr, kr, qr_out, kr_out, rest_dim, pos, cache
         batch_idx, kvpos, indices, indptr, num_pages, page_size, s_ko, s_kro = paged
         batch_size = indptr.shape[0] - 1
     lff, hff, ocl = llama31_params
-    grid = (triton.cdiv(nnz, block_t), triton.cdiv(hq + hk, HEADS_PER_PROGRAM))
+    hpp = heads_per_program(nnz, hq + hk, block_t)
+    grid = (triton.cdiv(nnz, block_t), triton.cdiv(hq + hk, hpp))
     launch(rope_kernel, grid,
         q, k, q_out, k_out, qr, kr, qr_out, kr_out, pos, cache,
         batch_idx, kvpos, indices, indptr,
-        nnz, hq, hk, HEADS_PER_PROGRAM, half, rest_dim, num_pages, batch_size, page_size,
+        nnz, hq, hk, hpp, half, rest_dim, num_pages, batch_size, page_size,
         *_th(q), *_th(k), *_th(q_out), *s_ko, *_th(qr), *_th(kr), *_th(qr_out), *s_kro,
         cache.stride(0),
         1.0 / rope_scale, math.log2(rope_theta), float(lff), float(hff), float(ocl), float(q_scale), float(k_scale),

@@ -60,8 +60,8 @@ def fp8_bits_to_f16_scaled(u, E4M3: tl.constexpr):
 def load_kv(ptr, offs, mask, KV_FMT: tl.constexpr):
     """Load a KV tile. KV_FMT: 0 fp16/bf16 (as stored); 1 e4m3fn, 2 e5m2, 3 e4m3fnuz (fp16 scaled
     by 2^-c, see fp8_bits_to_f16_scaled); 4 e5m2fnuz (float32, exact: its top exponent is finite,
-    which fp16 cannot hold)."""
-    if KV_FMT == 0:
+    which fp16 cannot hold); 5 an fp8 type Triton converts itself (as stored)."""
+    if KV_FMT == 0 or KV_FMT == 5:
         val = tl.load(ptr + offs, mask=mask, other=0.0)
     else:
         bits = tl.load(ptr + offs, mask=mask, other=0)
