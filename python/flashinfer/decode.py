@@ -16,7 +16,7 @@ import torch
 import flashinfer_ops  # noqa: F401  (registers torch.ops.flashinfer)
 from flashinfer_ops.fake.attention.decode import HEAD_DIMS, check_kv_dtype
 from flashinfer_ops.kernels.attention.decode import WORK_COLS
-from flashinfer_ops.launch.attention.decode import build_schedule, chunk_tokens, sm_count, target_items
+from flashinfer_ops.launch.attention.decode import build_schedule, chunk_tokens, programs_per_sm, sm_count, target_items
 
 from .utils import (
     PosEncodingMode,
@@ -352,7 +352,8 @@ class BatchDecodeWithPagedKVCacheWrapper:
 
         # ---- capacities (fixed shapes across plans: no graph invalidation, no recompiles) ----------
         sms = sm_count(self.device)
-        need_cap = batch + target_items(num_kv_heads, sms)
+        per_sm = programs_per_sm(self.device, kv_dt)
+        need_cap = batch + target_items(num_kv_heads, sms, per_sm)
         vis = kv_lens.clamp_max(window_left + 1) if window_left >= 0 else kv_lens
         fixed = fixed_split_size * page_size if fixed_split_size is not None and fixed_split_size > 0 else None
         if fixed and not self._use_cuda_graph:  # graph mode keeps its table: chunks grow to fit instead
@@ -372,7 +373,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
         fws = self._float_workspace_buffer
         slots = min(cap, (fws.numel() * fws.element_size()) // per_slot)
         chunk = chunk_tokens(vis, num_kv_heads, sms, max_items=min(cap, slots), disable_split=bool(disable_split_kv),
-                             fixed_chunk=fixed)
+                             fixed_chunk=fixed, per_sm=per_sm)
         work, reqs, _ = build_schedule(kv_lens, ip[:-1], window_left, chunk, cap)
 
         # ---- device writes (after all checks) ---------------------------------------------------

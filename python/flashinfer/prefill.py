@@ -285,7 +285,7 @@ class _PrefillPlanner:
             self._mask = None
 
         group = num_qo_heads // num_kv_heads
-        bm = block_m_for(self.device, head_dim_qk, head_dim_vo)
+        bm = block_m_for(self.device, head_dim_qk, head_dim_vo, paged=self._paged)
         w = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1)
         total = w.shape[0]
         if self._use_cuda_graph and self._work is None:

@@ -298,3 +298,41 @@ def test_fp8_decoding_exact(fmt):
                    kv[i:i + 1].to(KERNEL_DEVICE), 1.0, 0.0, -1, 0, 1.0, 1e4, 1.0, 1.0)
         want = v[i, 0, 0].to(torch.float16).float()
         assert out[0, 0].float().cpu() == want, (i, out[0, 0], want)
+
+
+@pytest.mark.parametrize("batch,kv_len,per_sm", [(1, 32768, 4), (16, 4096, 4), (32, 4096, 4), (3, 100000, 4),
+                                                 (64, 8192, 8), (5, 777, 4)])
+def test_split_plan_fills_one_wave(batch, kv_len, per_sm):
+    """When the planner splits, the grid (items x kv heads) fits one wave of resident programs and
+    still uses at least half of it unless chunks are at their minimum (a second, partly filled wave
+    cost 25% on the H100)."""
+    from flashinfer_ops.configs.attention.decode import MIN_CHUNK_TOKENS
+    from flashinfer_ops.launch.attention.decode import chunk_tokens
+
+    sms, h_kv = 132, 8
+    lens = torch.full((batch,), kv_len)
+    c = chunk_tokens(lens, h_kv, sms, max_items=1 << 20, per_sm=per_sm)
+    items = int(((lens + c - 1) // c).sum())
+    slots = per_sm * sms
+    assert c % 64 == 0 or c >= kv_len
+    if items > batch:  # split
+        assert items * h_kv <= slots
+        assert items * h_kv >= slots // 2 or c == MIN_CHUNK_TOKENS  # short requests: the minimum chunk
+
+
+@pytest.mark.parametrize("kv_dtype", [torch.bfloat16, torch.float8_e4m3fn])
+def test_prefetch_path(monkeypatch, kv_dtype):
+    """The register double-buffered loop (PREFETCH, used for natively converted fp8 on sm90) gives
+    the oracle's result, forced here for any cache type: tile edges, split chunks, short requests."""
+    from flashinfer_ops.configs.attention import decode as cfg
+
+    monkeypatch.setattr(cfg, "prefetch", lambda native_fp8, rope: not rope)
+    batch, page, h_qo, h_kv, d = shapes((7, 16, 8, 2, 128), (3, 4, 4, 2, 64))
+    lens = _lens(batch, shapes(2000, 45))
+    cache, indptr, indices, last = _paged_batch(lens, page, h_kv, d, torch.bfloat16, "NHD")
+    cache = cache.to(kv_dtype)
+    q = torch.randn(batch, h_qo, d, device=KERNEL_DEVICE).to(torch.bfloat16)
+    for kw in ({}, dict(fixed_split_size=2)):
+        out, lse, _ = _run_paged(q, cache, indptr, indices, last, h_qo, h_kv, d, page, "NHD", kv_dtype, **kw)
+        want_o, want_lse = _oracle(q, cache, indptr, indices, last, "NHD")
+        _close(out, lse, want_o, want_lse, torch.bfloat16)

@@ -209,7 +209,7 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
         kc, vc = both.unbind(1)
     q = torch.randn(int(qo_indptr[-1]), hq, d, device=DEV).to(dtype)
     masks, flat, byte_off = _packed_masks(qo, kv) if mode == "custom" else (None, None, np.zeros(b, np.int64))
-    bm = block_m_for(q.device, d, d)
+    bm = block_m_for(q.device, d, d, paged=True)
     work = torch.from_numpy(build_work(qo_indptr, kv, page_indptr[:-1], byte_off, hq // hk, bm,
                                        mode == "causal")).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))

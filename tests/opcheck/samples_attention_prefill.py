@@ -34,8 +34,8 @@ def _single(device):
     return out
 
 
-def _work(device, qo, kv_lens, kv_starts, group, d_qk, d_vo, causal, byte_off=None):
-    bm = block_m_for(torch.device(device), d_qk, d_vo)
+def _work(device, qo, kv_lens, kv_starts, group, d_qk, d_vo, causal, byte_off=None, paged=False):
+    bm = block_m_for(torch.device(device), d_qk, d_vo, paged)
     b = len(kv_lens)
     w = build_work(np.asarray(qo), np.asarray(kv_lens), np.asarray(kv_starts),
                    np.zeros(b, np.int64) if byte_off is None else np.asarray(byte_off), group, bm, causal)
@@ -78,7 +78,7 @@ def _paged(device):
     ip = np.concatenate([[0], np.cumsum(pages)])
     idx = torch.tensor([4, 0, 2, 5, 1], dtype=torch.int32, device=device)
     for dtype, kvdt, lay, five_d in ((torch.float16, torch.float16, 0, True), (torch.bfloat16, torch.bfloat16, 1, False)):
-        work, bm = _work(device, qo, kv, ip[:-1], 2, 64, 64, True)
+        work, bm = _work(device, qo, kv, ip[:-1], 2, 64, 64, True, paged=True)
         shp = (6, page, 2, 64) if lay == 0 else (6, 2, page, 64)
         if five_d:
             kc, vc = _rand((6, 2) + shp[1:], kvdt, device).unbind(1)  # strided views of one 5-D cache
@@ -87,7 +87,7 @@ def _paged(device):
         out.append((torch.empty(5, 4, 64, dtype=dtype, device=device), torch.empty(5, 4, device=device),
                     strided(_rand((5, 4, 64), dtype, device)), kc, vc, work, idx, None, bm, 1, lay, 0, 0.125, -1, 0.0,
                     1.0, 1e4, 1.0))
-    work, bm = _work(device, [0], [], [], 2, 64, 64, False)
+    work, bm = _work(device, [0], [], [], 2, 64, 64, False, paged=True)
     out.append((torch.empty(0, 4, 64, dtype=torch.float16, device=device), None,
                 _rand((0, 4, 64), torch.float16, device), _rand((2, page, 2, 64), torch.float16, device),
                 _rand((2, page, 2, 64), torch.float16, device), work, torch.zeros(1, dtype=torch.int32, device=device),

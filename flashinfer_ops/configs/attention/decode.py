@@ -4,6 +4,8 @@ BLOCK_H = 16 query heads per program (the smallest tl.dot M on every target; lar
 several head blocks). BLOCK_N tokens per KV tile (see block_n): 64 keeps a K and a V tile (bf16,
 D <= 128) at 16 KiB each; smaller where registers would spill on gfx942/gfx950.
 """
+import os
+
 from .. import LaunchConfig
 
 BLOCK_H = 16
@@ -13,13 +15,23 @@ MERGE_BLOCK_H = 16  # cascade merge_state*: heads per program
 # The old merge walked a request's chunks one at a time with 2 programs for batch 1: a
 # 128-chunk request paid 128 dependent loads (most of decode batch 1 x 32768's 185 us on the H100).
 MERGE_BLOCK_C = 32
-# Split-KV planning: aim for at least PROGRAMS_PER_SM x SM-count programs, chunks of at least
-# MIN_CHUNK_TOKENS (a multiple of every BLOCK_N) so each program streams a few tiles.
-# H100 run 2026-11-25 (value 4): 512 programs reached 78% of the copy ceiling (batch 64, kv 4096),
-# 1024 programs 96% (batch 128); hence 8 (1024 programs for H_kv = 8), not yet re-measured.
-PROGRAMS_PER_SM = 8
+# Split-KV planning: a request is split only while the grid has fewer programs than one wave
+# (SMs x resident_programs); chunks are sized so the grid stays within that wave (a second,
+# partly filled wave cost 25%: H100 run s2r2, batch 16 x 4096, 640 programs on 528 slots 141.7 us,
+# 512 programs 112.3 us), and are >= MIN_CHUNK_TOKENS (a multiple of every BLOCK_N).
+PROGRAMS_PER_SM = 8  # AMD (not measured there)
 MIN_CHUNK_TOKENS = 256
 CHUNK_ALIGN = 64
+
+
+def resident_programs(family: str, fp8: bool) -> int:
+    """Decode programs one SM / CU runs at once with decode_config's tile (the wave the planner
+    fills). sm90 bf16: 32-token tiles, 3 stages = 48 KiB of shared memory -> 4 a SM. sm90 fp8
+    (converted in registers, latency-bound): more, smaller-footprint programs are faster (run s2r2:
+    1536 programs 607 us vs 512 programs 897 us at batch 64 x 8192)."""
+    if family == "sm90":
+        return 8 if fp8 else 4
+    return PROGRAMS_PER_SM
 
 
 def block_n(family: str, head_dim: int, fp8: bool, rope: bool) -> int:
@@ -27,12 +39,19 @@ def block_n(family: str, head_dim: int, fp8: bool, rope: bool) -> int:
     shrinks with the head dim, fp8 decoding (fp32 intermediates) and RoPE (a rotated copy of K):
     this keeps every variant spill-free at >= 2 waves (1 for RoPE) per SIMD on Triton 3.5 and 3.9."""
     if family == "sm90":
-        return 32 if head_dim >= 256 else 64
+        # H100 run s2r2 (batch 64 x 8192, one wave): bf16 32 -> 735 us, 64 -> 851 us; fp8 64 best
+        return 64 if fp8 and head_dim < 256 else 32
     if head_dim >= 256:
         return 16
     if head_dim >= 128 or fp8 or rope:
         return 32
     return 64
+
+
+def prefetch(native_fp8: bool, rope: bool) -> bool:
+    """Register double-buffering of K/V tiles (decode_kernel PREFETCH): for fp8 caches that Triton
+    converts itself (sm90); FLASHINFER_DECODE_PREFETCH=0 turns it off (A/B experiments)."""
+    return native_fp8 and not rope and os.environ.get("FLASHINFER_DECODE_PREFETCH", "1") != "0"
 
 
 def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
@@ -42,7 +61,7 @@ def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
 
 def decode_config(family: str, head_dim: int, fp8: bool, rope: bool) -> LaunchConfig:
     if family == "sm90":
-        return LaunchConfig(num_warps=4, num_stages=3)
+        return LaunchConfig(num_warps=4, num_stages=2 if fp8 else 3)
     # gfx942 / gfx950: stream-pipeline the next tile's global loads, except for RoPE (registers).
     return LaunchConfig(num_warps=4, num_stages=1 if rope else 2)
 

@@ -35,7 +35,9 @@ def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
 _TABLE = {
     "sm90": {
         (64, 64): _cfg(128, 64, 4, 3),
-        (128, 128): _cfg(128, 64, 8, 3),
+        # H100 run s2r2 (ragged causal bf16 32/8 heads): 64x64 4 warps 474 / 443 / 297 TFLOP/s at
+        # (1, 8192) / (4, 4096) / (16, 1024) vs 128x64 8 warps 463 / 408 / 275.
+        (128, 128): _cfg(64, 64, 4, 3),
         (256, 256): _cfg(64, 64, 4, 2),
         (192, 128): _cfg(64, 64, 4, 2),
     },
@@ -59,7 +61,7 @@ _TABLE = {
 _EXTRA = {
     "sm90": {
         (64, 64): _cfg(128, 32, 8, 2),
-        (128, 128): _cfg(128, 32, 8, 2),
+        (128, 128): _cfg(64, 32, 4, 2),
         (256, 256): _cfg(64, 32, 4, 2),
         (192, 128): _cfg(64, 32, 4, 2),
     },
@@ -77,14 +79,23 @@ _EXTRA = {
     },
 }
 
-# Paged lean variants: BLOCK_N per family (sm90: measured on the H100, B=4 L=4096 causal bf16
-# 32/8 heads D128 page 16: BLOCK_N 128 267 TFLOP/s vs 64 247; AMD: 64 spills under Triton 3.5.1).
-_PAGED_BLOCK_N = {"sm90": {(128, 128): 128}, "gfx942": {(128, 128): 32}, "gfx950": {(128, 128): 32}}
+# Paged: whole tiles on sm90 (the paged kernel gathers K/V rows through the page table and favours
+# tall tiles: H100 run s2r2, (4, 4096) page 16: 128x128 8 warps 272 TFLOP/s, 64x64 4 warps 210,
+# 256x64 293 (not used: its EXTRA twin would need BLOCK_M 256 too)); BLOCK_N per family on AMD
+# (64 spills under Triton 3.5.1).
+_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 128, 8, 3), _cfg(128, 32, 8, 2))}}
+_PAGED_BLOCK_N = {"gfx942": {(128, 128): 32}, "gfx950": {(128, 128): 32}}
 
 # fp8 K/V (decoded in registers) on AMD: the lean D64/D128 variants take BLOCK_N 32 (64 spills).
 _FP8_BLOCK_N = {"gfx942": {(64, 64): 32, (128, 128): 32}, "gfx950": {(64, 64): 32, (128, 128): 32}}
 
 _INTERPRET = _cfg(32, 16, 4, 1)
+
+
+def prefetch_pages() -> bool:
+    """Paged kernels load the next tile's page ids one iteration ahead (PREFETCH_PAGES);
+    FLASHINFER_PREFILL_PREFETCH=0 turns it off (A/B experiments)."""
+    return os.environ.get("FLASHINFER_PREFILL_PREFETCH", "1") != "0"
 
 
 def padded_dims(head_dim_qk: int, head_dim_vo: int) -> Tuple[int, int]:
@@ -107,6 +118,8 @@ def _lookup(family, head_dim_qk, head_dim_vo, extra, fp8, paged, interp, tile_en
         bm, bn, w, s = (int(x) for x in tile_env.split(","))
         return _cfg(bm, bn, w, s)
     key = (head_dim_qk, head_dim_vo)
+    if paged and key in _PAGED_TILE.get(family, {}):
+        return _PAGED_TILE[family][key][1 if extra else 0]
     if extra and key in _EXTRA[family]:
         return _EXTRA[family][key]
     cfg = _TABLE[family][key]

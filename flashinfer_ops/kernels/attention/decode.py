@@ -88,13 +88,46 @@ def rope_rotate(x, x_shift, pos, offs_d, HEAD_DIM: tl.constexpr, rope_rcp_scale,
 
 
 @triton.jit
+def _pages(idx_ptr, page_base, toks, tok_end, page_size):
+    """Page id (int64) of each token of a tile (0 past tok_end)."""
+    return tl.load(idx_ptr + page_base + toks // page_size, mask=toks < tok_end, other=0).to(tl.int64)
+
+
+@triton.jit
+def _rows(pages, toks, page_size, s_page, s_tok):
+    """Element offset of each token's row: page * s_page + (token % page_size) * s_tok."""
+    return pages * s_page + (toks % page_size).to(tl.int64) * s_tok
+
+
+@triton.jit
+def _online_update(q, k, v, toks, tmask, lo, kv_len, slope, m_i, l_i, acc, qk_scale, soft_cap):
+    """One KV tile of the online softmax (base 2): q [BLOCK_H, D], k / v [BLOCK_N, D] in the
+    product dtype; returns the new (m_i, l_i, acc)."""
+    LOG2E: tl.constexpr = 1.4426950408889634
+    s = tl.dot(q, tl.trans(k)) * qk_scale
+    if soft_cap > 0.0:
+        # cap * tanh(s / cap), tanh written with exp2 (portable)
+        s = soft_cap * (1.0 - 2.0 / (tl.exp2(s * (2.0 * LOG2E / soft_cap)) + 1.0))
+    s = s * LOG2E + slope[:, None] * (toks - (kv_len - 1)).to(tl.float32)[None, :]
+    keep = tmask & (toks >= lo)
+    s = tl.where(keep[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    p = tl.exp2(s - m_safe[:, None])
+    alpha = tl.exp2(m_i - m_safe)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+    return m_new, l_i, acc
+
+
+@triton.jit
 def decode_kernel(
     q_ptr, k_ptr, v_ptr, idx_ptr, work_ptr, out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr,
     s_qb, s_qh, s_kp, s_kt, s_kh, s_vp, s_vt, s_vh, s_ob, s_oh, s_lb,
     page_size, single_len, single_chunk, single_n, group, num_qo_heads, has_lse,
     qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
     BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
-    ROPE: tl.constexpr, DOT_F32: tl.constexpr = False,
+    ROPE: tl.constexpr, DOT_F32: tl.constexpr = False, PREFETCH: tl.constexpr = False,
 ):
     """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
 
@@ -103,7 +136,8 @@ def decode_kernel(
     soft_cap > 0 enables cap * tanh(s / cap) after sm_scale; window_left >= 0 the left window;
     alibi_n > 0 ALiBi with n = 2^floor(log2 H_qo); ROPE llama RoPE (query at kv_len - 1).
     qk_scale = sm_scale * k_scale. Writes lse only when has_lse. DOT_F32 (Triton's CPU interpreter
-    only, whose bf16 tl.dot is wrong) runs the products in float32."""
+    only, whose bf16 tl.dot is wrong) runs the products in float32. PREFETCH (not with ROPE)
+    double-buffers K/V tiles in registers."""
     w = tl.program_id(0)
     kvh = tl.program_id(1)
     hb = tl.program_id(2)
@@ -155,34 +189,47 @@ def decode_kernel(
         acc = tl.zeros([BLOCK_H, HEAD_DIM], tl.float32)
         k_base = k_ptr + kvh.to(tl.int64) * s_kh
         v_base = v_ptr + kvh.to(tl.int64) * s_vh
-        for t0 in range(lo, tok_end, BLOCK_N):
-            toks = t0 + tl.arange(0, BLOCK_N)
-            tmask = toks < tok_end
-            page = tl.load(idx_ptr + page_base + toks // page_size, mask=tmask, other=0).to(tl.int64)
-            in_page = (toks % page_size).to(tl.int64)
-            k_off = page * s_kp + in_page * s_kt
-            v_off = page * s_vp + in_page * s_vt
-            k = load_kv(k_base, k_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
-            if ROPE:
-                d_shift2 = (offs_d + HEAD_DIM // 2) % HEAD_DIM
-                k_sh = load_kv(k_base, k_off[:, None] + d_shift2[None, :], tmask[:, None], KV_FMT)
-                k = rope_rotate(k.to(tl.float32), k_sh.to(tl.float32), toks, offs_d, HEAD_DIM,
-                                rope_rcp_scale, rope_log2_theta)
-            s = tl.dot(q, tl.trans(k.to(q_ptr.dtype.element_ty).to(cdt))) * qk_scale
-            if soft_cap > 0.0:
-                # cap * tanh(s / cap), tanh written with exp2 (portable)
-                s = soft_cap * (1.0 - 2.0 / (tl.exp2(s * (2.0 * LOG2E / soft_cap)) + 1.0))
-            s = s * LOG2E + slope[:, None] * (toks - (kv_len - 1)).to(tl.float32)[None, :]
-            keep = tmask & (toks >= lo)
-            s = tl.where(keep[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-            p = tl.exp2(s - m_safe[:, None])
-            alpha = tl.exp2(m_i - m_safe)
-            l_i = l_i * alpha + tl.sum(p, 1)
-            v = load_kv(v_base, v_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
-            acc = acc * alpha[:, None] + tl.dot(p.to(q_ptr.dtype.element_ty).to(cdt), v.to(q_ptr.dtype.element_ty).to(cdt))
-            m_i = m_new
+        qdt = q_ptr.dtype.element_ty
+        if PREFETCH:
+            # Register double buffering: tile i+1's K/V and tile i+2's page ids are in flight
+            # while tile i is computed (fp8 tiles are converted in registers, which Triton's
+            # shared-memory pipelining does not cover).
+            toks = lo + tl.arange(0, BLOCK_N)
+            pg = _pages(idx_ptr, page_base, toks, tok_end, page_size)
+            k_cur = load_kv(k_base, _rows(pg, toks, page_size, s_kp, s_kt)[:, None] + offs_d[None, :],
+                            (toks < tok_end)[:, None], KV_FMT)
+            v_cur = load_kv(v_base, _rows(pg, toks, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
+                            (toks < tok_end)[:, None], KV_FMT)
+            pg_next = _pages(idx_ptr, page_base, toks + BLOCK_N, tok_end, page_size)
+            for t0 in range(lo, tok_end, BLOCK_N):
+                toks = t0 + tl.arange(0, BLOCK_N)
+                toks_n = toks + BLOCK_N
+                mask_n = (toks_n < tok_end)[:, None]
+                k_next = load_kv(k_base, _rows(pg_next, toks_n, page_size, s_kp, s_kt)[:, None] + offs_d[None, :],
+                                 mask_n, KV_FMT)
+                v_next = load_kv(v_base, _rows(pg_next, toks_n, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
+                                 mask_n, KV_FMT)
+                pg_next = _pages(idx_ptr, page_base, toks_n + BLOCK_N, tok_end, page_size)
+                m_i, l_i, acc = _online_update(q, k_cur.to(qdt).to(cdt), v_cur.to(qdt).to(cdt), toks, toks < tok_end,
+                                               lo, kv_len, slope, m_i, l_i, acc, qk_scale, soft_cap)
+                k_cur = k_next
+                v_cur = v_next
+        else:
+            for t0 in range(lo, tok_end, BLOCK_N):
+                toks = t0 + tl.arange(0, BLOCK_N)
+                tmask = toks < tok_end
+                pg = _pages(idx_ptr, page_base, toks, tok_end, page_size)
+                k_off = _rows(pg, toks, page_size, s_kp, s_kt)
+                k = load_kv(k_base, k_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
+                if ROPE:
+                    d_shift2 = (offs_d + HEAD_DIM // 2) % HEAD_DIM
+                    k_sh = load_kv(k_base, k_off[:, None] + d_shift2[None, :], tmask[:, None], KV_FMT)
+                    k = rope_rotate(k.to(tl.float32), k_sh.to(tl.float32), toks, offs_d, HEAD_DIM,
+                                    rope_rcp_scale, rope_log2_theta)
+                v = load_kv(v_base, _rows(pg, toks, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
+                            tmask[:, None], KV_FMT)
+                m_i, l_i, acc = _online_update(q, k.to(qdt).to(cdt), v.to(qdt).to(cdt), toks, tmask, lo, kv_len,
+                                               slope, m_i, l_i, acc, qk_scale, soft_cap)
         valid = l_i > 0.0
         o = tl.where(valid[:, None], acc / tl.where(valid, l_i, 1.0)[:, None], 0.0) * v_scale
         lse = tl.where(valid, m_i + tl.log2(tl.where(valid, l_i, 1.0)), float("-inf"))

@@ -61,13 +61,19 @@ def _rope_halves(a, b, pos, offs_h, head_dim, rcp_scale, log2_theta):
 
 
 @triton.jit
-def _load_kv(ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_p, stride_n, stride_h, kvh, offs_d, d_lim: tl.constexpr,
+def _tile_pages(idx_ptr, kv_start, cols, kv_len, page_size):
+    """Page id of each K/V row `cols` of one request ([BLOCK_N] int64; 0 past kv_len)."""
+    return tl.load(idx_ptr + kv_start + cols // page_size, mask=cols < kv_len, other=0).to(tl.int64)
+
+
+@triton.jit
+def _load_kv(ptr, pages, cols, kv_len, page_size, stride_p, stride_n, stride_h, kvh, offs_d, d_lim: tl.constexpr,
              PAGED: tl.constexpr):
-    """Tile [BLOCK_N, BLOCK_D] of K or V rows `cols` of one request (raw element type)."""
+    """Tile [BLOCK_N, BLOCK_D] of K or V rows `cols` of one request (raw element type); paged rows
+    live in pages `pages` (_tile_pages)."""
     cmask = cols < kv_len
     if PAGED:
-        page = tl.load(idx_ptr + kv_start + cols // page_size, mask=cmask, other=0).to(tl.int64)
-        row_off = page * stride_p + (cols % page_size).to(tl.int64) * stride_n
+        row_off = pages * stride_p + (cols % page_size).to(tl.int64) * stride_n
         ptrs = ptr + (row_off + kvh.to(tl.int64) * stride_h)[:, None] + offs_d[None, :]
     else:
         # ptr is already the request's (row 0, head kvh) address: 32-bit offsets within the request
@@ -77,7 +83,7 @@ def _load_kv(ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_p, stride_n
 
 @triton.jit
 def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
-               k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
+               k_ptr, v_ptr, pages, mask_ptr, kv_len, page_size,
                stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
                offs_n, offs_dqk, offs_dvo, head_dim_qk: tl.constexpr, head_dim_vo: tl.constexpr,
                mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_on,
@@ -88,9 +94,9 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
         # q arrives as two halves of the feature dim (qa, qb); so does K, which lets RoPE rotate
         # without reloading partner dims: qk = qa.ka^T + qb.kb^T.
         half = head_dim_qk // 2
-        ka = _load_kv(k_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
+        ka = _load_kv(k_ptr, pages, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
                       offs_dqk, half, PAGED)
-        kb = _load_kv(k_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
+        kb = _load_kv(k_ptr, pages, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
                       offs_dqk + half, head_dim_qk, PAGED)
         if KV_FP8:
             ka = _decode_fp8(ka, fp8_exp, fp8_man, fp8_bias)
@@ -103,7 +109,7 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
         qk = tl.dot(qa, tl.trans(ka.to(qa.dtype)))
         qk = tl.dot(qb, tl.trans(kb.to(qa.dtype)), qk)
     else:
-        k = _load_kv(k_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
+        k = _load_kv(k_ptr, pages, cols, kv_len, page_size, stride_kp, stride_kn, stride_kh, kvh,
                      offs_dqk, head_dim_qk, PAGED)
         if KV_FP8:
             k = _decode_fp8(k, fp8_exp, fp8_man, fp8_bias)
@@ -136,7 +142,7 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
     p = tl.exp2(s - m_safe[:, None])
     alpha = tl.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, 1)
-    v = _load_kv(v_ptr, idx_ptr, kv_start, cols, kv_len, page_size, stride_vp, stride_vn, stride_vh, kvh,
+    v = _load_kv(v_ptr, pages, cols, kv_len, page_size, stride_vp, stride_vn, stride_vh, kvh,
                  offs_dvo, head_dim_vo, PAGED)
     if KV_FP8:
         v = _decode_fp8(v, fp8_exp, fp8_man, fp8_bias)
@@ -160,7 +166,10 @@ def prefill_kernel(
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
+    PREFETCH_PAGES: tl.constexpr = False,
 ):
+    """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
+    iteration ahead, so the K/V loads of a tile do not wait on a page-table load."""
     pid = tl.program_id(0)
     kvh = tl.program_id(1)
     if single != 0:
@@ -244,18 +253,30 @@ def prefill_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_DVO], dtype=tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    pages = offs_n.to(tl.int64)
+    if PAGED and PREFETCH_PAGES:
+        pages = _tile_pages(idx_ptr, kv_start, full_lo + offs_n, kv_len, page_size)
     for start_n in tl.range(full_lo, full_hi, BLOCK_N):
+        if PAGED:
+            if PREFETCH_PAGES:
+                pages_next = _tile_pages(idx_ptr, kv_start, start_n + BLOCK_N + offs_n, kv_len, page_size)
+            else:
+                pages = _tile_pages(idx_ptr, kv_start, start_n + offs_n, kv_len, page_size)
         acc, m_i, l_i = _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
-                                   k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
+                                   k_ptr, v_ptr, pages, mask_ptr, kv_len, page_size,
                                    stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
                                    offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                                    PAGED, KV_FP8, EXTRA, False)
+        if PAGED and PREFETCH_PAGES:
+            pages = pages_next
     for t in tl.range(0, n1 + n3, num_stages=1):
         start_n = tl.where(t < n1, lo + t * BLOCK_N, s3 + (t - n1) * BLOCK_N)
+        if PAGED:
+            pages = _tile_pages(idx_ptr, kv_start, start_n + offs_n, kv_len, page_size)
         acc, m_i, l_i = _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
-                                   k_ptr, v_ptr, idx_ptr, mask_ptr, kv_start, kv_len, page_size,
+                                   k_ptr, v_ptr, pages, mask_ptr, kv_len, page_size,
                                    stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh, kvh,
                                    offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,

@@ -89,7 +89,8 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         scal["qk_scale"] * unpack, scal["soft_cap"], scal["window_left"], scal["alibi_n"], scal["rope_rcp_scale"],
         scal["rope_log2_theta"], float(v_scale) * unpack,
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=fmt,
-        ROPE=rope, DOT_F32=interpreting(), **cfg.decode_config(family, d, fp8, rope).options(family),
+        ROPE=rope, DOT_F32=interpreting(), PREFETCH=cfg.prefetch(fmt == KV_FMT_NATIVE, rope),
+        **cfg.decode_config(family, d, fp8, rope).options(family),
     )
     launch(merge_kernel, (n_requests, h_qo),
         out, lse_t, tmp_o, tmp_lse, req_info, out.stride(0), out.stride(1), s_lb, h_qo, single_n, int(has_lse),
@@ -105,16 +106,21 @@ def sm_count(device: torch.device) -> int:
     return 4
 
 
-def target_items(num_kv_heads: int, num_sms: int) -> int:
-    """Work items wanted so the grid has >= PROGRAMS_PER_SM programs per SM / CU."""
-    return max(1, -(-cfg.PROGRAMS_PER_SM * num_sms // max(1, num_kv_heads)))
+def programs_per_sm(device: torch.device, kv_dtype: torch.dtype) -> int:
+    """Decode programs an SM runs at once for this cache dtype (cfg.resident_programs)."""
+    return cfg.resident_programs(arch_family(device), KV_FMT.get(kv_dtype, 0) != 0)
+
+
+def target_items(num_kv_heads: int, num_sms: int, per_sm: int = 0) -> int:
+    """Work items that fill one wave: per_sm (default cfg.PROGRAMS_PER_SM) programs on each SM."""
+    return max(1, (per_sm or cfg.PROGRAMS_PER_SM) * num_sms // max(1, num_kv_heads))
 
 
 def chunk_tokens(vis_lens: torch.Tensor, num_kv_heads: int, num_sms: int, max_items: int,
-                 disable_split: bool = False, fixed_chunk: Optional[int] = None) -> int:
-    """Tokens per work item. No split when the batch alone fills the GPU; else about
-    total / target tokens (>= MIN_CHUNK_TOKENS, aligned), so the item count stays <= B + target
-    and <= max_items."""
+                 disable_split: bool = False, fixed_chunk: Optional[int] = None, per_sm: int = 0) -> int:
+    """Tokens per work item. No split when the batch alone gives >= half a wave of programs;
+    else about total / target tokens (>= MIN_CHUNK_TOKENS, aligned), grown until the items fit in
+    one wave (<= target) and in max_items."""
     b = vis_lens.numel()
     max_len = int(vis_lens.max()) if b else 0
     big = max(max_len, 1)
@@ -123,14 +129,19 @@ def chunk_tokens(vis_lens: torch.Tensor, num_kv_heads: int, num_sms: int, max_it
     if fixed_chunk:
         c = max(1, int(fixed_chunk))
     else:
-        tgt = target_items(num_kv_heads, num_sms)
-        if 2 * b >= tgt:  # the batch alone gives >= PROGRAMS_PER_SM / 2 programs per SM
+        tgt = target_items(num_kv_heads, num_sms, per_sm)
+        if 2 * b >= tgt:  # the batch alone gives >= half a wave of programs
             return big
         total = int(vis_lens.sum())
         c = max(cfg.MIN_CHUNK_TOKENS, -(-total // tgt))
         # even chunks for the longest request (no short tail chunk), aligned to the tile
         c = -(-max_len // -(-max_len // c))
         c = -(-c // cfg.CHUNK_ALIGN) * cfg.CHUNK_ALIGN
+        max_items = min(max_items, max(tgt, b))
+        # grow to whole-wave fits: equal-length requests drop one chunk per step
+        while c < max_len and int(((vis_lens + c - 1) // c).clamp_min(1).sum()) > max_items:
+            c = -(-max_len // max(1, -(-max_len // c) - 1))
+            c = -(-c // cfg.CHUNK_ALIGN) * cfg.CHUNK_ALIGN
     items = int(((vis_lens + c - 1) // c).clamp_min(1).sum())
     while items > max_items and c < max_len:  # bounded by the work table / workspace
         c *= 2
@@ -176,7 +187,8 @@ def single_decode_cuda(out, lse, q, k, v, sm_scale, logits_soft_cap, window_left
     h_qo, d = q.shape
     vis = min(length, window_left + 1) if window_left >= 0 else length
     # Split the (visible) KV so one request still fills the GPU; a window skips whole chunks.
-    chunk = chunk_tokens(torch.tensor([vis]), h_kv, sm_count(q.device), max_items=1 << 16)
+    chunk = chunk_tokens(torch.tensor([vis]), h_kv, sm_count(q.device), max_items=1 << 16,
+                         per_sm=programs_per_sm(q.device, k.dtype))
     chunk = max(1, chunk)
     n = max(1, -(-vis // chunk))
     tmp_o = torch.empty(n if n > 1 else 1, h_qo, d, dtype=torch.float32, device=q.device)
@@ -276,7 +288,7 @@ def _register_variants():
                     sig["alibi_n"] = "i32"
                     for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                         sig[name] = "fp32"
-                    ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False)
+                    ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False, PREFETCH=False)
                     for k in ce:
                         sig[k] = "constexpr"
                     sig["BLOCK_N"] = "constexpr"

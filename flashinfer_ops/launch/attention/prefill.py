@@ -10,7 +10,7 @@ import triton
 from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family
-from ...configs.attention.prefill import HEAD_DIMS, padded_dims, prefill_config
+from ...configs.attention.prefill import HEAD_DIMS, padded_dims, prefetch_pages, prefill_config
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel
 from ...reference import attention as ref
@@ -76,7 +76,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
-        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo,
+        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         **cfg.launch.options(family),
     )
 
@@ -94,9 +94,9 @@ def _paged_strides(t, kv_layout):
     return (t.stride(0), t.stride(2), t.stride(1), t.shape[1])
 
 
-def block_m_for(device: torch.device, head_dim_qk: int, head_dim_vo: int) -> int:
+def block_m_for(device: torch.device, head_dim_qk: int, head_dim_vo: int, paged: bool = False) -> int:
     """Tile height (packed rows) of the kernel on `device`; plan() schedules with it."""
-    return prefill_config(arch_family(device), head_dim_qk, head_dim_vo).block_m
+    return prefill_config(arch_family(device), head_dim_qk, head_dim_vo, paged=paged).block_m
 
 
 def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m: int, causal: bool):
@@ -125,8 +125,8 @@ def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m
     return w[np.argsort(-cost, kind="stable")]
 
 
-def _check_block_m(q, block_m, d_vo):
-    want = block_m_for(q.device, q.shape[2], d_vo)
+def _check_block_m(q, block_m, d_vo, paged=False):
+    want = block_m_for(q.device, q.shape[2], d_vo, paged)
     if block_m != want:
         raise ValueError(f"block_m: the schedule was built for {block_m}, the kernel on {q.device} uses {want}")
 
@@ -168,7 +168,7 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
     contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                                        mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
                                        logits_soft_cap, rope_scale, rope_theta, v_scale)
-    _check_block_m(q, block_m, out.shape[2])
+    _check_block_m(q, block_m, out.shape[2], paged=True)
     page_size = k_cache.shape[1] if kv_layout == 0 else k_cache.shape[2]
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
             kv_len=0, n_programs=work.shape[0], page_size=page_size, k_strides=_paged_strides(k_cache, kv_layout),
@@ -283,7 +283,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra):
         sig[n] = "fp32"
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
                 "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32"})
-    for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO"):
+    for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
+              "PREFETCH_PAGES"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -300,7 +301,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra):
         fn=prefill_kernel, signature=sig,
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo),
+                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged),
         options=options, min_occupancy=cfg.min_occupancy,
     ))
 
