@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole GPU check, run from a fresh copy of the repo on the H100 test machine:
+# The whole GPU check, run from a fresh copy of the repo on the GPU test machine (H100 / H200):
 #   bash scripts/device_check.sh            (all phases, benchmarks of BENCH_OPS)
 # Environment knobs:
-#   PHASES="build env tests sanitizer serve overhead bench"   which phases to run (default: all)
+#   PHASES="build env tests sanitizer serve serve_compile serve_bench overhead bench"
+#                                              which phases to run (default: all)
+#   SERVE_TIMEOUT / BENCH_TIMEOUT / TESTS_TIMEOUT / SANITIZE_TIMEOUT   per-phase limits in seconds
 #   TESTS="tests"                              pytest targets for the GPU test phase
 #   PYTEST_ARGS="-x -q"                        extra pytest arguments
 #   SANITIZE_TESTS="tests/kernels/test_norm.py" kernel tests run under compute-sanitizer
@@ -13,7 +15,7 @@
 set -u -o pipefail
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
-PHASES=${PHASES:-"build env tests sanitizer serve overhead bench"}
+PHASES=${PHASES:-"build env tests sanitizer serve serve_compile serve_bench overhead bench"}
 TESTS=${TESTS:-tests}
 PYTEST_ARGS=${PYTEST_ARGS:-"-q"}
 SANITIZE_TESTS=${SANITIZE_TESTS:-tests/kernels}
@@ -48,13 +50,19 @@ if phase sanitizer; then
   fi
 fi
 if phase serve; then
-  python examples/serve.py 2>&1 | tee "$OUT/serve.txt" | tail -8 || fail serve
+  timeout ${SERVE_TIMEOUT:-600} python examples/serve.py 2>&1 | tee "$OUT/serve.txt" | tail -8 || fail serve
+fi
+if phase serve_compile; then
+  timeout ${SERVE_TIMEOUT:-600} python examples/serve.py --compile 2>&1 | tee "$OUT/serve_compile.txt" | tail -8 || fail serve_compile
+fi
+if phase serve_bench; then
+  timeout ${SERVE_TIMEOUT:-600} python examples/serve.py --bench --out "$OUT" 2>&1 | tee "$OUT/serve_bench.txt" | tail -12 || fail serve_bench
 fi
 if phase overhead; then
   python scripts/host_overhead.py 2>&1 | tee "$OUT/overhead.txt" || fail overhead
 fi
 if phase bench; then
-  python -m benchmarks --ops "$BENCH_OPS" $BENCH_ARGS --out "$OUT" 2>&1 | tee "$OUT/bench.txt" | tail -30 || fail bench
+  timeout ${BENCH_TIMEOUT:-3600} python -m benchmarks --ops "$BENCH_OPS" $BENCH_ARGS --out "$OUT" 2>&1 | tee "$OUT/bench.txt" | tail -30 || fail bench
 fi
 echo "device_check: phases [$PHASES] -> $( [ $status = 0 ] && echo OK || echo FAILED )"
 exit $status
