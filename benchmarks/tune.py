@@ -98,6 +98,41 @@ def sweep_norm(ceiling):
     common.FLUSH_MODE = "write"
 
 
+def sweep_norm2(ceiling):
+    """Eviction hint on the single-pass row loads x tile shape, against torch.compile (write flush)."""
+    import flashinfer
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import norm as launch_norm
+    from flashinfer_ops.reference import norm as ref
+
+    orig = launch_norm._launch_plan
+    ref_rms = torch.compile(ref.rmsnorm, dynamic=False)
+    ref_fused = torch.compile(ref.fused_add_rmsnorm, dynamic=False)
+    for m, n in ((4096, 4096), (16384, 8192)):
+        x = torch.randn(m, n, dtype=torch.bfloat16, device="cuda")
+        r = torch.randn(m, n, dtype=torch.bfloat16, device="cuda")
+        w = torch.randn(n, dtype=torch.bfloat16, device="cuda")
+        o = torch.empty_like(x)
+        for rep in range(2):
+            emit(section="norm2", shape=[m, n], setting="torch.compile", rep=rep,
+                 rms_us=round(time_device_us([lambda: ref_rms(x, w, 1e-6)]), 2),
+                 add_us=round(time_device_us([lambda: ref_fused(x, r, w, 1e-6)]), 2))
+        for evict in ("", "evict_first", "evict_last"):
+            for block_m, warps in ((1, 4), (1, 8), (2, 4), (2, 8), (2, 16), (1, 16)):
+                def plan(family, hidden, bm=block_m, nw=warps, ev=evict):
+                    return bm, n, True, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
+
+                launch_norm._launch_plan = plan
+                try:
+                    rms = time_device_us([lambda: flashinfer.rmsnorm(x, w, out=o)])
+                    add = time_device_us([lambda: flashinfer.fused_add_rmsnorm(x, r, w)])
+                    emit(section="norm2", shape=[m, n], evict=evict, block_m=block_m, warps=warps,
+                         rms_us=round(rms, 2), rms_pct=_pct(2 * m * n * 2, rms, ceiling),
+                         add_us=round(add, 2), add_pct=_pct(4 * m * n * 2, add, ceiling))
+                finally:
+                    launch_norm._launch_plan = orig
+
+
 # ---- rope -------------------------------------------------------------------------------------
 
 def sweep_rope(ceiling):
@@ -112,7 +147,7 @@ def sweep_rope(ceiling):
     cache = torch.cat((f.cos(), f.sin()), -1)
     peer = torch.compile(torch_rope_inplace, dynamic=False)
     orig_plan, orig_hpp = launch_rope._plan, launch_rope.heads_per_program
-    for nnz in (4096, 65536):
+    for nnz in [int(x) for x in os.environ.get("TUNE_ROPE_NNZ", "4096,65536").split(",")]:
         q = torch.randn(nnz, HQ, D, dtype=torch.bfloat16, device="cuda")
         k = torch.randn(nnz, HK, D, dtype=torch.bfloat16, device="cuda")
         pos = torch.randint(0, 65536, (nnz,), device="cuda")
@@ -152,6 +187,43 @@ def sweep_rope(ceiling):
         torch.cuda.synchronize()
     emit(section="rope_profile", kernels=[(e.name, round(e.device_time, 2)) for e in prof.events()
                                           if e.device_time > 0][:10])
+
+
+def sweep_rope2(ceiling):
+    """4096 tokens (bf16 32/8 heads D128, cos/sin cache, in place): tile x eviction hint, twice."""
+    import flashinfer
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import rope as launch_rope
+
+    from .rope import D, HK, HQ
+
+    nnz = 4096
+    inv = 1.0 / (1e4 ** (torch.arange(0, D, 2, dtype=torch.float32, device="cuda") / D))
+    f = torch.outer(torch.arange(65536, dtype=torch.float32, device="cuda"), inv)
+    cache = torch.cat((f.cos(), f.sin()), -1)
+    q = torch.randn(nnz, HQ, D, dtype=torch.bfloat16, device="cuda")
+    k = torch.randn(nnz, HK, D, dtype=torch.bfloat16, device="cuda")
+    pos = torch.randint(0, 65536, (nnz,), device="cuda")
+    nbytes = 2 * nnz * (HQ + HK) * D * 2 + nnz * D * 4 + nnz * 8
+    fn = lambda: flashinfer.apply_rope_with_cos_sin_cache_inplace(pos, q, k, D, cache)  # noqa: E731
+    orig_plan, orig_hpp = launch_rope._plan, launch_rope.heads_per_program
+    settings = [None, (1, 8, 1, ""), (1, 8, 1, "evict_last"), (1, 8, 1, "evict_first"), (2, 16, 4, "evict_last"),
+                (2, 16, 4, "evict_first"), (1, 16, 2, "evict_last"), (2, 8, 2, "evict_last")]
+    for rep in range(2):
+        for st in settings:
+            if st is not None:
+                hpp, bt, nw, ev = st
+
+                def plan(family, half, bt=bt, nw=nw, ev=ev):
+                    return bt, 64, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
+
+                launch_rope._plan = plan
+                launch_rope.heads_per_program = lambda nnz, h, bt, hpp=hpp: hpp
+            try:
+                us = time_device_us([fn])
+                emit(section="rope2", rep=rep, setting=st or "table", us=round(us, 2), pct=_pct(nbytes, us, ceiling))
+            finally:
+                launch_rope._plan, launch_rope.heads_per_program = orig_plan, orig_hpp
 
 
 # ---- decode -----------------------------------------------------------------------------------
@@ -211,6 +283,79 @@ def sweep_decode(ceiling):
                       if e.device_time_total > 0])
 
 
+def sweep_decode_h200(ceiling):
+    """Decode settings that could move on a faster-memory part (H200): KV-head-fastest grid order,
+    tile depth, resident programs per SM, the fp8 prefetch loop. One cache per case, re-planned per
+    setting."""
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.configs.attention import decode as cfg
+
+    import flashinfer
+
+    from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _workspace
+
+    names = ("decode_config", "block_n", "resident_programs", "prefetch", "HEAD_MAJOR_DEFAULT")
+    orig = {n: getattr(cfg, n) for n in names}
+
+    def apply(hm=None, bn=None, stages=None, warps=4, pps=None, prefetch=None, pa=None):
+        os.environ.pop("FLASHINFER_DECODE_PAGES_AHEAD", None)
+        if pa is not None:
+            os.environ["FLASHINFER_DECODE_PAGES_AHEAD"] = "1" if pa else "0"
+        if hm is not None:
+            cfg.HEAD_MAJOR_DEFAULT = hm
+        if bn is not None:
+            cfg.block_n = lambda f, d, p8, r, b=bn: b
+        if stages is not None:
+            cfg.decode_config = lambda f, d, p8, r, ns=stages, nw=warps: LaunchConfig(num_warps=nw, num_stages=ns)
+        if pps is not None:
+            cfg.resident_programs = lambda f, p8, v=pps: v
+        if prefetch is not None:
+            cfg.prefetch = lambda nat, r, v=prefetch: v and nat and not r
+
+    bf16_settings = [dict(pa=False), dict(), dict(stages=4), dict(bn=64, stages=3), dict(pps=5), dict(pps=3),
+                     dict(stages=4, pps=3), dict(pps=6)]
+    fp8_settings = [dict(), dict(prefetch=False, bn=64, stages=3), dict(prefetch=False, bn=32, stages=3),
+                    dict(prefetch=False, bn=64, stages=4), dict(prefetch=False, bn=128, stages=3),
+                    dict(prefetch=False, bn=32, stages=4, pps=8), dict(prefetch=False, bn=64, stages=3, pps=6)]
+    cases = [(1, 32768, torch.bfloat16), (16, 4096, torch.bfloat16), (64, 8192, torch.bfloat16),
+             (64, 8192, torch.float8_e4m3fn)]
+    for batch, kv_len, kvdt in cases:
+        cache, indptr, indices, last = _paged(batch, kv_len, kvdt)
+        q = torch.randn(batch, H_QO, D, device="cuda", dtype=torch.bfloat16)
+        out = torch.empty_like(q)
+        nbytes = _bytes(batch, kv_len, kvdt)
+        for st in (fp8_settings if kvdt != torch.bfloat16 else bf16_settings):
+            try:
+                apply(**st)
+                w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
+                w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16, kv_data_type=kvdt)
+                items = int((w._work_info[:, 0] >= 0).sum())
+                us = time_device_us([lambda: w.run(q, cache, out=out)])
+                emit(section="decode_h200", batch=batch, kv=kv_len, kv_dtype=str(kvdt), setting=st, items=items,
+                     us=round(us, 2), pct=_pct(nbytes, us, ceiling))
+            except Exception as e:
+                emit(section="decode_h200", batch=batch, kv=kv_len, setting=st, error=f"{type(e).__name__}: {str(e)[:200]}")
+            finally:
+                for n, v in orig.items():
+                    setattr(cfg, n, v)
+                os.environ.pop("FLASHINFER_DECODE_PAGES_AHEAD", None)
+        if kvdt == torch.bfloat16 and batch <= 16:
+            w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
+            w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16)
+            w.run(q, cache, out=out)
+            torch.cuda.synchronize()
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    common.flush_l2()
+                    w.run(q, cache, out=out)
+                torch.cuda.synchronize()
+            emit(section="decode_profile", batch=batch, kv=kv_len,
+                 kernels=[(e.key, round(e.device_time_total / e.count, 2)) for e in prof.key_averages()
+                          if e.device_time_total > 0])
+        del cache
+        torch.cuda.empty_cache()
+
+
 # ---- prefill ----------------------------------------------------------------------------------
 
 PREFILL_TILES = ("table", "128,64,8,3", "128,128,8,3", "128,128,8,2", "128,64,8,4", "128,64,4,3", "64,64,4,3",
@@ -244,6 +389,7 @@ def sweep_prefill(ceiling):
 
 
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
+            "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2,
             "prefill": sweep_prefill}
 
 

@@ -1,4 +1,5 @@
 """Launch tables for the RoPE and paged-append kernels (memory bound: ~16 bytes a thread a load)."""
+import os
 from typing import Tuple
 
 import triton
@@ -38,6 +39,11 @@ def heads_per_program(nnz: int, n_heads: int, block_t: int) -> int:
 
 def rope_config(family: str, block_t: int, block_half: int) -> LaunchConfig:
     return LaunchConfig(num_warps=max(1, min(8, block_t * block_half // 256)), num_stages=1)
+
+
+def rope_evict(family: str) -> str:
+    """Eviction hint of the rotated rows' loads; FLASHINFER_ROPE_EVICT overrides (A/B runs)."""
+    return os.environ.get("FLASHINFER_ROPE_EVICT", "")
 
 
 def append_block_d(d: int) -> int:

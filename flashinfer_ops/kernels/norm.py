@@ -31,12 +31,14 @@ def norm_kernel(
     SINGLE_PASS: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    EVICT: tl.constexpr = "",
 ):
     """RMSNorm: y = x * rsqrt(mean(x^2) + eps) * (w + weight_offset).
     LayerNorm: y = (x - mean) * rsqrt(var + eps) * w + b.
     FUSED_ADD: x = in + res (fp32) is first stored back to res; y overwrites out (== in).
     SINGLE_PASS keeps a whole row in registers (BLOCK_N >= hidden); otherwise two passes over
-    BLOCK_N-wide chunks (the second re-reads the stored residual)."""
+    BLOCK_N-wide chunks (the second re-reads the stored residual). EVICT: the cache eviction hint
+    of the single-pass row loads ("" or "evict_first": each row is read once)."""
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     row_mask = rows < n_rows
@@ -51,9 +53,11 @@ def norm_kernel(
         cols = tl.arange(0, BLOCK_N)
         col_mask = cols < hidden
         mask = row_mask[:, None] & col_mask[None, :]
-        x = tl.load(in_ptr + in_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(in_ptr + in_row[:, None] + cols[None, :], mask=mask, other=0.0,
+                    eviction_policy=EVICT).to(tl.float32)
         if FUSED_ADD:
-            r = tl.load(res_ptr + res_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            r = tl.load(res_ptr + res_row[:, None] + cols[None, :], mask=mask, other=0.0,
+                        eviction_policy=EVICT).to(tl.float32)
             x = x + r
             tl.store(res_ptr + res_row[:, None] + cols[None, :], x.to(res_ptr.dtype.element_ty), mask=mask)
         w = tl.load(w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)

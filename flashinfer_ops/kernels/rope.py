@@ -38,7 +38,7 @@ def _rotate_heads(
     x_row, o_row, xr_row, or_row,
     s_xh, s_oh, s_xrh, s_orh,
     cos, sin, tmask, j, jmask, scale,
-    HALF, INTERLEAVE: tl.constexpr, OUT_FMT: tl.constexpr, BLOCK_REST: tl.constexpr,
+    HALF, INTERLEAVE: tl.constexpr, OUT_FMT: tl.constexpr, BLOCK_REST: tl.constexpr, EVICT: tl.constexpr = "",
 ):
     if INTERLEAVE:
         c1 = 2 * j
@@ -49,8 +49,8 @@ def _rotate_heads(
     mask = tmask[:, None] & jmask[None, :]
     for h in range(h_start, h_end):
         xb = x_ptr + x_row[:, None] + h * s_xh
-        x1 = tl.load(xb + c1[None, :], mask=mask, other=0.0).to(tl.float32)
-        x2 = tl.load(xb + c2[None, :], mask=mask, other=0.0).to(tl.float32)
+        x1 = tl.load(xb + c1[None, :], mask=mask, other=0.0, eviction_policy=EVICT).to(tl.float32)
+        x2 = tl.load(xb + c2[None, :], mask=mask, other=0.0, eviction_policy=EVICT).to(tl.float32)
         ob = o_ptr + o_row[:, None] + h * s_oh
         _store(ob + c1[None, :], x1 * cos - x2 * sin, mask, scale, OUT_FMT)
         _store(ob + c2[None, :], x2 * cos + x1 * sin, mask, scale, OUT_FMT)
@@ -80,7 +80,7 @@ def rope_kernel(
     rope_scale_inv, log2_theta, low_freq_factor, high_freq_factor, old_context_len,
     q_scale, k_scale,
     MODE: tl.constexpr, INTERLEAVE: tl.constexpr, OUT_FMT: tl.constexpr, PAGED_K: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_HALF: tl.constexpr, BLOCK_REST: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_HALF: tl.constexpr, BLOCK_REST: tl.constexpr, EVICT: tl.constexpr = "",
 ):
     pid = tl.program_id(0)
     # Axis 1 splits the q heads followed by the k heads into groups of heads_per_prog.
@@ -116,7 +116,7 @@ def rope_kernel(
         t64 * s_qt, t64 * s_qot, t64 * s_qrt, t64 * s_qrot,
         s_qh, s_qoh, s_qrh, s_qroh,
         cos, sin, tmask, j, jmask, q_scale,
-        half, INTERLEAVE, OUT_FMT, BLOCK_REST,
+        half, INTERLEAVE, OUT_FMT, BLOCK_REST, EVICT,
     )
 
     # k: dense, or scattered into the paged cache.
@@ -144,5 +144,5 @@ def rope_kernel(
         t64 * s_kt, ko_row, t64 * s_krt, kro_row,
         s_kh, s_koh, s_krh, s_kroh,
         cos, sin, kmask, j, jmask, k_scale,
-        half, INTERLEAVE, OUT_FMT, BLOCK_REST,
+        half, INTERLEAVE, OUT_FMT, BLOCK_REST, EVICT,
     )

@@ -7,7 +7,7 @@ import triton
 from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import FAMILIES, arch_family
-from ..configs.norm import BLOCK_N_BUCKETS, LOOP_BLOCK_N, norm_config, norm_tile
+from ..configs.norm import BLOCK_N_BUCKETS, LOOP_BLOCK_N, norm_config, norm_evict, norm_tile
 from ..fake import norm as contract
 from ..kernels.norm import norm_kernel
 from ..reference import norm as ref
@@ -17,8 +17,9 @@ from ..reference import norm as ref
 def _launch_plan(family: str, hidden: int):
     """(BLOCK_M, BLOCK_N, single_pass, launch options) for a row width: cached because host time
     per call matters for the small decode-time shapes."""
-    block_m, block_n, single = norm_tile(hidden)
-    return block_m, block_n, single, norm_config(family, block_m, block_n).options(family)
+    block_m, block_n, single = norm_tile(hidden, family)
+    return block_m, block_n, single, dict(norm_config(family, block_m, block_n).options(family),
+                                          EVICT=norm_evict(family))
 
 
 def _row_layout(t: torch.Tensor):

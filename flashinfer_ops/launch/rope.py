@@ -8,7 +8,7 @@ import triton
 from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ..configs import arch_family
-from ..configs.rope import HALF_BUCKETS, REST_BLOCK, heads_per_program, rope_config, rope_tile
+from ..configs.rope import HALF_BUCKETS, REST_BLOCK, heads_per_program, rope_config, rope_evict, rope_tile
 from ..fake import page as page_contract
 from ..fake import rope as contract
 from ..kernels.rope import rope_kernel
@@ -33,7 +33,7 @@ def _th(t):
 def _plan(family: str, half: int):
     """(BLOCK_T, BLOCK_HALF, launch options), cached: host time per call matters at decode sizes."""
     block_t, block_half = rope_tile(half)
-    return block_t, block_half, rope_config(family, block_t, block_half).options(family)
+    return block_t, block_half, dict(rope_config(family, block_t, block_half).options(family), EVICT=rope_evict(family))
 
 
 def launch_rope(q, k, q_out, k_out, qr, kr, qr_out, kr_out, rest_dim, pos, cache, half, mode, interleave,

@@ -22,13 +22,14 @@ MERGE_BLOCK_C = 32
 PROGRAMS_PER_SM = 8  # AMD (not measured there)
 MIN_CHUNK_TOKENS = 256
 CHUNK_ALIGN = 64
+HEAD_MAJOR_DEFAULT = False
 
 
 def resident_programs(family: str, fp8: bool) -> int:
     """Decode programs one SM / CU runs at once with decode_config's tile (the wave the planner
-    fills). sm90 bf16: 32-token tiles, 3 stages = 48 KiB of shared memory -> 4 a SM. sm90 fp8
-    (converted in registers, latency-bound): more, smaller-footprint programs are faster (run s2r2:
-    1536 programs 607 us vs 512 programs 897 us at batch 64 x 8192)."""
+    fills). sm90 bf16: 32-token tiles, two in flight (~38 KiB of shared memory with the page ids):
+    4 a SM measured best (H200 2026-12-04: batch 1 x 32768 58.8 us at 4, 72-80 us at 3, 5 or 6).
+    sm90 fp8: planned for 8 (1024 programs at batch 64 x 8192, 590 us, vs 512 programs 728 us)."""
     if family == "sm90":
         return 8 if fp8 else 4
     return PROGRAMS_PER_SM
@@ -39,8 +40,12 @@ def block_n(family: str, head_dim: int, fp8: bool, rope: bool) -> int:
     shrinks with the head dim, fp8 decoding (fp32 intermediates) and RoPE (a rotated copy of K):
     this keeps every variant spill-free at >= 2 waves (1 for RoPE) per SIMD on Triton 3.5 and 3.9."""
     if family == "sm90":
-        # H100 run s2r2 (batch 64 x 8192, one wave): bf16 32 -> 735 us, 64 -> 851 us; fp8 64 best
-        return 64 if fp8 and head_dim < 256 else 32
+        # H100 run s2r2 (batch 64 x 8192, one wave): bf16 32 -> 735 us, 64 -> 851 us. fp8 (Triton's
+        # own conversion, pipelined through shared memory): H200 2026-12-04 batch 64 x 8192,
+        # 128-token tiles 590 us vs 64: 639 us, 32: 679 us (register prefetch, 64: 776 us).
+        if fp8 and head_dim < 256:
+            return 128 if head_dim <= 128 else 64
+        return 32
     if head_dim >= 256:
         return 16
     if head_dim >= 128 or fp8 or rope:
@@ -49,9 +54,27 @@ def block_n(family: str, head_dim: int, fp8: bool, rope: bool) -> int:
 
 
 def prefetch(native_fp8: bool, rope: bool) -> bool:
-    """Register double-buffering of K/V tiles (decode_kernel PREFETCH): for fp8 caches that Triton
-    converts itself (sm90); FLASHINFER_DECODE_PREFETCH=0 turns it off (A/B experiments)."""
-    return native_fp8 and not rope and os.environ.get("FLASHINFER_DECODE_PREFETCH", "1") != "0"
+    """Register double-buffering of K/V tiles (decode_kernel PREFETCH). Off by default since the
+    page ids are loaded a tile ahead (pages_ahead): Triton's shared-memory pipeline then keeps two
+    tiles in flight for fp8 too and was faster (H200 2026-12-04, batch 64 x 8192 e4m3: 590 us vs
+    776 us). FLASHINFER_DECODE_PREFETCH=1 turns it on for natively converted fp8 (A/B runs)."""
+    return native_fp8 and not rope and os.environ.get("FLASHINFER_DECODE_PREFETCH", "0") == "1"
+
+
+def pages_ahead(family: str, prefetch_on: bool) -> bool:
+    """Load each tile's page ids one iteration early (decode_kernel PAGES_AHEAD). Without it the
+    page-table load sits in the software pipeline ahead of the K/V copies, and Triton 3.6 (sm90,
+    num_stages 3) then keeps a single K/V tile in flight per program; with it, two (TTGIR checked
+    on the CPU: 1x32x128 vs 2x32x128 shared buffers). FLASHINFER_DECODE_PAGES_AHEAD=0 turns it off."""
+    return not prefetch_on and os.environ.get("FLASHINFER_DECODE_PAGES_AHEAD", "1") != "0"
+
+
+def head_major(n_items: int) -> bool:
+    """Order the grid KV-head-fastest (decode_kernel HEAD_MAJOR); FLASHINFER_DECODE_HEAD_MAJOR=0/1
+    overrides (A/B experiments). Grid dimension 1 holds at most 65535 work items then."""
+    env = os.environ.get("FLASHINFER_DECODE_HEAD_MAJOR")
+    on = HEAD_MAJOR_DEFAULT if env is None else env != "0"
+    return on and n_items <= 65535
 
 
 def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
@@ -61,7 +84,8 @@ def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
 
 def decode_config(family: str, head_dim: int, fp8: bool, rope: bool) -> LaunchConfig:
     if family == "sm90":
-        return LaunchConfig(num_warps=4, num_stages=2 if fp8 else 3)
+        # 3 stages = page ids + two K/V tiles in flight with pages_ahead (TTGIR checked)
+        return LaunchConfig(num_warps=4, num_stages=3)
     # gfx942 / gfx950: stream-pipeline the next tile's global loads, except for RoPE (registers).
     return LaunchConfig(num_warps=4, num_stages=1 if rope else 2)
 

@@ -128,8 +128,11 @@ def decode_kernel(
     qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
     BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
     ROPE: tl.constexpr, DOT_F32: tl.constexpr = False, PREFETCH: tl.constexpr = False,
+    HEAD_MAJOR: tl.constexpr = False, PAGES_AHEAD: tl.constexpr = False,
 ):
-    """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
+    """Grid (work items, H_kv, cdiv(group, BLOCK_H)), or (H_kv, work items, ...) with HEAD_MAJOR
+    (consecutive programs then read the same tokens of different KV heads: neighbouring rows of an
+    NHD page).
 
     single_n > 0: one dense request split in single_n chunks of single_chunk tokens (single
     decode; the cache is one page of single_len tokens); else rows of the work table.
@@ -138,8 +141,12 @@ def decode_kernel(
     qk_scale = sm_scale * k_scale. Writes lse only when has_lse. DOT_F32 (Triton's CPU interpreter
     only, whose bf16 tl.dot is wrong) runs the products in float32. PREFETCH (not with ROPE)
     double-buffers K/V tiles in registers."""
-    w = tl.program_id(0)
-    kvh = tl.program_id(1)
+    if HEAD_MAJOR:
+        kvh = tl.program_id(0)
+        w = tl.program_id(1)
+    else:
+        w = tl.program_id(0)
+        kvh = tl.program_id(1)
     hb = tl.program_id(2)
     LOG2E: tl.constexpr = 1.4426950408889634
     if single_n > 0:
@@ -215,10 +222,17 @@ def decode_kernel(
                 k_cur = k_next
                 v_cur = v_next
         else:
+            pg_next = _pages(idx_ptr, page_base, lo + tl.arange(0, BLOCK_N), tok_end, page_size)
             for t0 in range(lo, tok_end, BLOCK_N):
                 toks = t0 + tl.arange(0, BLOCK_N)
                 tmask = toks < tok_end
-                pg = _pages(idx_ptr, page_base, toks, tok_end, page_size)
+                if PAGES_AHEAD:
+                    # the page ids arrive one iteration early (loop-carried), so the pipeliner
+                    # can issue this tile's K/V copies without waiting on a page-table load
+                    pg = pg_next
+                    pg_next = _pages(idx_ptr, page_base, toks + BLOCK_N, tok_end, page_size)
+                else:
+                    pg = _pages(idx_ptr, page_base, toks, tok_end, page_size)
                 k_off = _rows(pg, toks, page_size, s_kp, s_kt)
                 k = load_kv(k_base, k_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
                 if ROPE:
