@@ -388,8 +388,42 @@ def sweep_prefill(ceiling):
     os.environ.pop("FLASHINFER_PREFILL_TILE", None)
 
 
+def sweep_prefill2(ceiling):
+    """Paged prefill: shift-and-mask page addressing on / off x a few sm90 tiles (B, L as shipped)."""
+    from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
+
+    for b, l in SHAPES:
+        try:
+            _, fns = _ragged_case(b, l, 1)
+            us = time_device_us(fns, warmup=2, reps=10)
+            emit(section="prefill2", b=b, l=l, case="ragged", tile="table", us=round(us, 2),
+                 tflops=round(_tflops(b, l, us), 1))
+        except Exception as e:
+            emit(section="prefill2", b=b, l=l, case="ragged", error=f"{type(e).__name__}: {str(e)[:200]}")
+        for pow2 in ("1", "0"):
+            os.environ["FLASHINFER_PREFILL_POW2"] = pow2
+            for tile in ("table", "64,64,4,3", "128,64,8,3", "128,128,8,2", "128,64,4,3"):
+                if tile == "table":
+                    os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+                else:
+                    os.environ["FLASHINFER_PREFILL_TILE"] = tile
+                if pow2 == "0" and tile != "table":
+                    continue
+                try:
+                    _, fns = _paged_case(b, l, 1)
+                    us = time_device_us(fns, warmup=2, reps=10)
+                    emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile, us=round(us, 2),
+                         tflops=round(_tflops(b, l, us), 1))
+                except Exception as e:
+                    emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile,
+                         error=f"{type(e).__name__}: {str(e)[:200]}")
+                torch.cuda.empty_cache()
+        os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+        os.environ.pop("FLASHINFER_PREFILL_POW2", None)
+
+
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
-            "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2,
+            "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2,
             "prefill": sweep_prefill}
 
 

@@ -98,6 +98,12 @@ def prefetch_pages() -> bool:
     return os.environ.get("FLASHINFER_PREFILL_PREFETCH", "1") != "0"
 
 
+def page_pow2(page_size: int) -> bool:
+    """Use the shift-and-mask page addressing (prefill_kernel PAGE_POW2) for this page size;
+    FLASHINFER_PREFILL_POW2=0 forces the division path (A/B runs)."""
+    return page_size > 0 and page_size & (page_size - 1) == 0 and os.environ.get("FLASHINFER_PREFILL_POW2", "1") != "0"
+
+
 def padded_dims(head_dim_qk: int, head_dim_vo: int) -> Tuple[int, int]:
     return 1 << (head_dim_qk - 1).bit_length(), 1 << (head_dim_vo - 1).bit_length()
 

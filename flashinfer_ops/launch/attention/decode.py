@@ -292,7 +292,7 @@ def _register_variants():
                     for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                         sig[name] = "fp32"
                     ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False, PREFETCH=False,
-                              PAGES_AHEAD=cfg.pages_ahead("gfx942", False))
+                              PAGES_AHEAD=cfg.pages_ahead("gfx942", False), HEAD_MAJOR=False)
                     for k in ce:
                         sig[k] = "constexpr"
                     sig["BLOCK_N"] = "constexpr"

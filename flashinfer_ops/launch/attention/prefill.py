@@ -10,7 +10,7 @@ import triton
 from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family
-from ...configs.attention.prefill import HEAD_DIMS, padded_dims, prefetch_pages, prefill_config
+from ...configs.attention.prefill import HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel
 from ...reference import attention as ref
@@ -70,13 +70,14 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         q, k, v, out, lse_t, work, idx, mask_t,
         q.stride(0), q.stride(1), k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
         out.stride(0), out.stride(1), s_ln, s_lh,
-        int(single), qo_len, kv_len, page_size, h_qo // h_kv,
+        int(single), qo_len, kv_len, page_size, max(page_size, 1).bit_length() - 1, h_qo // h_kv,
         mask_mode, window_left, float(sm_scale), float(logits_soft_cap) if logits_soft_cap > 0 else 0.0,
         float(v_scale), alibi_n(h_qo) if pos_encoding_mode == 2 else 0, int(rope),
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
+        PAGE_POW2=paged and page_pow2(page_size),
         **cfg.launch.options(family),
     )
 
@@ -264,12 +265,12 @@ def _register_variants():
         for kv in (q, "u8"):
             for d_qk, d_vo in HEAD_DIMS:
                 bdqk, bdvo = padded_dims(d_qk, d_vo)
-                for paged in (False, True):
+                for paged, pow2 in ((False, False), (True, True), (True, False)):
                     for extra in (False, True):
-                        _register_one(q, kv, d_qk, d_vo, paged, extra)
+                        _register_one(q, kv, d_qk, d_vo, paged, extra, pow2)
 
 
-def _register_one(q, kv, d_qk, d_vo, paged, extra):
+def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2):
     bdqk, bdvo = padded_dims(d_qk, d_vo)
     sig = {
         "q_ptr": f"*{q}", "k_ptr": f"*{kv}", "v_ptr": f"*{kv}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
@@ -277,14 +278,14 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra):
     }
     for n in ("stride_qn", "stride_qh", "stride_kp", "stride_kn", "stride_kh", "stride_vp", "stride_vn", "stride_vh",
               "stride_on", "stride_oh", "stride_ln", "stride_lh", "single", "single_qo_len", "single_kv_len",
-              "page_size", "group", "mask_mode", "window_left"):
+              "page_size", "page_shift", "group", "mask_mode", "window_left"):
         sig[n] = "i32"
     for n in ("sm_scale", "soft_cap", "v_scale"):
         sig[n] = "fp32"
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
                 "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
-              "PREFETCH_PAGES"):
+              "PREFETCH_PAGES", "PAGE_POW2"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -297,11 +298,12 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra):
     assert prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
     register_variant(KernelVariant(
         kernel="attention.prefill_kernel",
-        variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_extra' if extra else ''}",
+        variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_pow2' if pow2 else ''}"
+                f"{'_extra' if extra else ''}",
         fn=prefill_kernel, signature=sig,
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged),
+                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged, PAGE_POW2=pow2),
         options=options, min_occupancy=cfg.min_occupancy,
     ))
 
