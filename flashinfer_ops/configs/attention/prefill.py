@@ -83,7 +83,9 @@ _EXTRA = {
 # tall tiles: H100 run s2r2, (4, 4096) page 16: 128x128 8 warps 272 TFLOP/s, 64x64 4 warps 210,
 # 256x64 293 (not used: its EXTRA twin would need BLOCK_M 256 too)); BLOCK_N per family on AMD
 # (64 spills under Triton 3.5.1).
-_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 128, 8, 3), _cfg(128, 32, 8, 2))}}
+# H200 2026-12-04 with PAGE_POW2 (`python -m benchmarks.tune --what prefill2`, page 16): 128x64 8 warps
+# 3 stages 339 / 322 / 228 TFLOP/s at (1, 8192) / (4, 4096) / (16, 1024) vs 128x128: 340 / 310 / 191.
+_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 64, 8, 3), _cfg(128, 32, 8, 2))}}
 _PAGED_BLOCK_N = {"gfx942": {(128, 128): 32}, "gfx950": {(128, 128): 32}}
 
 # fp8 K/V (decoded in registers) on AMD: the lean D64/D128 variants take BLOCK_N 32 (64 spills).
