@@ -1,0 +1,57 @@
+"""Structure of the shipped sm90 attention kernels, checked by compiling them on the CPU
+(flashinfer_ops.tools.pipeline_report): the two properties the H200 speed rests on.
+
+- decode: page ids loaded a tile ahead keep two K/V tiles in flight at num_stages 3 (a page-table
+  load inside the loop took a stage: one tile, 78.7% of the copy ceiling instead of 99.7%).
+- paged prefill with a power-of-two page size addresses rows without run-time divisions.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("triton.backends.nvidia")
+
+from flashinfer_ops.configs.attention import decode as dcfg  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def report(kernel, variant, overrides):
+    """The tool in a fresh process without TRITON_INTERPRET (the test session may interpret)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "python"), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-m", "flashinfer_ops.tools.pipeline_report", kernel, variant, *overrides,
+                          "--json"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _decode_overrides():
+    c = dcfg.decode_config("sm90", 128, False, False)
+    return [f"BLOCK_N={dcfg.block_n('sm90', 128, False, False)}", f"num_warps={c.num_warps}",
+            f"num_stages={c.num_stages}", f"PAGES_AHEAD={dcfg.pages_ahead('sm90', False)}"]
+
+
+def test_decode_keeps_two_kv_tiles_in_flight():
+    r = report("attention_decode.decode_kernel", "bf16_bfloat16_d128", _decode_overrides())
+    kv = [b for b in r["buffers"] if b.endswith("x128xbf16")]
+    assert len(kv) == 2 and all(b.startswith("2x") for b in kv), r["buffers"]
+    assert r["cp_async"] > 0
+
+
+def test_decode_without_pages_ahead_is_one_tile_deep():
+    """The control: the same kernel with the page-table load in the loop (why PAGES_AHEAD exists)."""
+    r = report("attention_decode.decode_kernel", "bf16_bfloat16_d128", _decode_overrides() + ["PAGES_AHEAD=False"])
+    kv = [b for b in r["buffers"] if b.endswith("x128xbf16")]
+    assert kv and all(b.startswith("1x") for b in kv), r["buffers"]
+
+
+def test_paged_prefill_pow2_has_no_extra_divisions():
+    tile = ["BLOCK_M=128", "BLOCK_N=64", "num_warps=8", "num_stages=3"]
+    dense = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_dense", tile)
+    pow2 = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", tile)
+    general = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged", tile)
+    assert pow2["div"] <= dense["div"] < general["div"], (dense["div"], pow2["div"], general["div"])
