@@ -137,10 +137,11 @@ def _register_variants():
                     "s_out_o": "i32", "s_out_i": "i32", "s_in_o": "i32", "s_in_i": "i32",
                     "s_res_o": "i32", "s_res_i": "i32", "eps": "fp32", "weight_offset": "fp32",
                     "LAYERNORM": "constexpr", "FUSED_ADD": "constexpr", "SINGLE_PASS": "constexpr",
-                    "BLOCK_M": "constexpr", "BLOCK_N": "constexpr",
+                    "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "EVICT": "constexpr",
                 }
+                # the AMD variants' eviction hint (gfx942 and gfx950 share it)
                 constexprs = dict(LAYERNORM=layernorm, FUSED_ADD=fused_add, SINGLE_PASS=single,
-                                  BLOCK_M=block_m, BLOCK_N=block_n)
+                                  BLOCK_M=block_m, BLOCK_N=block_n, EVICT=norm_evict("gfx942"))
                 name = f"{mode}_{dt}_" + (f"n{block_n}" if single else f"looped{block_n}")
                 register_variant(KernelVariant(
                     kernel="norm.norm_kernel", variant=name, fn=norm_kernel, signature=signature,

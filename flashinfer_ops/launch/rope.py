@@ -241,7 +241,7 @@ def _signature(dt, out_dt, pos_dt):
     for name in ("rope_scale_inv", "log2_theta", "low_freq_factor", "high_freq_factor", "old_context_len", "q_scale",
                  "k_scale"):
         sig[name] = "fp32"
-    for name in ("MODE", "INTERLEAVE", "OUT_FMT", "PAGED_K", "BLOCK_T", "BLOCK_HALF", "BLOCK_REST"):
+    for name in ("MODE", "INTERLEAVE", "OUT_FMT", "PAGED_K", "BLOCK_T", "BLOCK_HALF", "BLOCK_REST", "EVICT"):
         sig[name] = "constexpr"
     return sig
 
@@ -264,7 +264,8 @@ def _register_variants():
                 if mode == MODE_CACHE:
                     sig["cache_ptr"] = "*fp32"
                 const = dict(MODE=mode, INTERLEAVE=interleave, OUT_FMT=fmt, PAGED_K=paged, BLOCK_T=block_t,
-                             BLOCK_HALF=block_half, BLOCK_REST=REST_BLOCK)
+                             BLOCK_HALF=block_half, BLOCK_REST=REST_BLOCK,
+                             EVICT=rope_evict("gfx942"))  # the AMD variants' hint (gfx942 = gfx950)
                 name = (f"{dt}_m{mode}_{pos_dt}_{'il' if interleave else 'neox'}_h{block_half}"
                         + (f"_fp8f{fmt}" if fmt >= 0 else "") + ("_paged" if paged else ""))
                 register_variant(KernelVariant(
