@@ -49,6 +49,14 @@ def sampler_tile(vocab: int) -> Tuple[int, int]:
     raise ValueError(f"vocab: at most {block * NB_BUCKETS[block][-1]} tokens are supported, got {vocab}")
 
 
+def sampler_unroll(block: int) -> int:
+    """Blocks per step of the rejection samplers' full passes (kernels/sampling.py _mass_pass):
+    2 for the wide blocks, so a program has twice the loads in flight (the tail rows of a batch run
+    their last rounds alone; gfx942: 146 VGPRs at 8 wave64s, no scratch); 1 under
+    FLASHINFER_SAMPLING_SPLIT=0 and for the small-vocabulary block."""
+    return 1 if block == SMALL_BLOCK or not split_enabled() else 2
+
+
 def sampling_config(family: str, block: int) -> LaunchConfig:
     """Softmax / filters (BIG_BLOCK): 16 warps. Samplers (SAMPLER_BLOCK): 16 warps on sm90, 8 wave64s
     on AMD, whose 1024-lane workgroups cap a lane at 128 VGPRs (the samplers spilled there: the gate

@@ -9,7 +9,7 @@ from .._library import TRITON_DTYPE, KernelVariant, register_op, register_varian
 from ..configs import arch_family
 from ..configs.sampling import (
     BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SPEC_BLOCK, row_block, sampler_tile, sampling_config, spec_block,
-    split_block, split_enabled, topk_cap,
+    sampler_unroll, split_block, split_enabled, topk_cap,
 )
 from ..fake import sampling as contract
 from ..kernels import sampling as K
@@ -59,7 +59,7 @@ def _launch_sampler(mode, samples, probs, indices, k_arr, k_val, p_arr, p_val, s
         seed, offset, ticket(probs.device),
         n_out, vocab, probs.stride(0), int(k_val), float(p_val), ref.rng_increment(inc),
         int(indices is not None), int(k_arr is not None), int(p_arr is not None),
-        MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, **_opts(probs.device, block),
+        MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, UNROLL=sampler_unroll(block), **_opts(probs.device, block),
     )
 
 
@@ -339,11 +339,14 @@ def _register_variants():
                            "p_arr_ptr": "*fp32", "seed_ptr": "*i64", "offset_ptr": "*i64", "ticket_ptr": "*i32",
                            "n_out": "i32", "vocab": "i32", "stride_row": "i32", "k_val": "i32", "p_val": "fp32",
                            "inc": "i64", "has_indices": "i32", "has_k_arr": "i32", "has_p_arr": "i32",
-                           "MODE": "constexpr", "MAX_ROUNDS": "constexpr", "BLOCK": "constexpr", "NB": "constexpr"}
-                    register_variant(KernelVariant(
-                        kernel="sampling.sample_probs_kernel", variant=f"{mname}_{dt}_b{block}_nb{nb}",
-                        fn=K.sample_probs_kernel, signature=sig,
-                        constexprs=dict(MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb), options=opts(block)))
+                           "MODE": "constexpr", "MAX_ROUNDS": "constexpr", "BLOCK": "constexpr", "NB": "constexpr",
+                           "UNROLL": "constexpr"}
+                    for unroll in ((1,) if block == SMALL_BLOCK else (1, 2)):
+                        register_variant(KernelVariant(
+                            kernel="sampling.sample_probs_kernel", variant=f"{mname}_{dt}_b{block}_nb{nb}_u{unroll}",
+                            fn=K.sample_probs_kernel, signature=sig,
+                            constexprs=dict(MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, UNROLL=unroll),
+                            options=opts(block)))
                 sig = {"out_ptr": "*i32", "logits_ptr": f"*{dt}", "idx_ptr": "*i32", "seed_ptr": "*i64",
                        "offset_ptr": "*i64", "ticket_ptr": "*i32", "n_out": "i32", "vocab": "i32",
                        "stride_row": "i32", "inc": "i64", "has_indices": "i32", "BLOCK": "constexpr", "NB": "constexpr"}

@@ -160,7 +160,7 @@ def _draw(kind, probs, indices, k=10, p=0.5, m=0.1, seed=None):
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("vocab", VOCABS)
 @pytest.mark.parametrize("dist", ["normal", "gumbel"])
-def test_sampler_support(kind, batch, vocab, dist):
+def test_sampler_support(kind, batch, vocab, dist, split_mode):
     probs = _probs(batch, vocab, dist, zero_ratio=0.5, scale=3.0)
     reps = shapes(20, 4)
     idx = torch.arange(batch, device=DEV, dtype=torch.int32).repeat(reps)
@@ -174,7 +174,7 @@ def test_sampler_support(kind, batch, vocab, dist):
 
 
 @pytest.mark.parametrize("kind", ["top_k", "top_p", "top_k_top_p", "min_p"])
-def test_per_row_params(kind):
+def test_per_row_params(kind, split_mode):
     b, v = shapes((33, 1000), (4, 120))
     probs = _probs(b, v, scale=3.0)
     k = torch.randint(1, 20, (b,), dtype=torch.int32, device=DEV)
