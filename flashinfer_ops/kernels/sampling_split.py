@@ -32,7 +32,8 @@ Softmax (out = softmax(x / T)) in two launches over the same grid: ``softmax_sta
 each chunk's max and sum of exp(x/T - max); ``softmax_write_kernel`` combines the row's S pairs in
 a fixed order (bitwise identical in every program) and writes exp(x/T - M) / Z. The second launch
 walks the programs in reverse, so the chunks read last by the first launch (still in L2) are read
-again first.
+again first; the first launch's loads ask L2 to keep the lines (evict_last), the second's loads and
+stores to drop them first (hints only: ignored on AMD).
 """
 import triton
 import triton.language as tl
@@ -100,17 +101,29 @@ def _fixed_weights(drow, jj, n_a, shift):
 
 
 @triton.jit
+def _chunk_row(reverse):
+    """(chunk, row) of a (S, rows) grid, in reverse launch order when reverse != 0."""
+    chunk = tl.program_id(0)
+    row = tl.program_id(1)
+    if reverse != 0:
+        chunk = tl.num_programs(0) - 1 - chunk
+        row = tl.num_programs(1) - 1 - row
+    return chunk, row.to(tl.int64)
+
+
+@triton.jit
 def topk_radix_kernel(
-    hist_ptr, x_ptr, vocab, stride_x, hist_stride, k_val,
+    hist_ptr, x_ptr, vocab, stride_x, hist_stride, k_val, reverse,
     DIGIT: tl.constexpr, KEYBITS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Grid (S, rows). hist[row, DIGIT, d] += #{columns of this chunk whose key matches the prefix
-    chosen by digits < DIGIT and whose digit DIGIT is d}."""
-    chunk = tl.program_id(0)
-    row = tl.program_id(1).to(tl.int64)
+    chosen by digits < DIGIT and whose digit DIGIT is d}. reverse != 0 walks the programs in reverse
+    (the launches alternate, so each starts on the chunks the previous one read last: with rows
+    larger than L2 those are the ones still cached)."""
+    chunk, row = _chunk_row(reverse)
     cols = chunk * BLOCK + tl.arange(0, BLOCK)
     valid = cols < vocab
-    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0)
+    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0, eviction_policy="evict_last")
     u = _ukey(x, KEYBITS)
     hist_row = hist_ptr + row * hist_stride
     SHIFT: tl.constexpr = KEYBITS - 8 * (DIGIT + 1)
@@ -118,24 +131,30 @@ def topk_radix_kernel(
     if DIGIT > 0:
         prefix, rem = _select_digits(hist_row, k_val, DIGIT, KEYBITS)
         match = match & ((u >> (SHIFT + 8)) == (prefix >> (SHIFT + 8)))
-    h = tl.histogram((u >> SHIFT) & 255, 256, mask=match)
+    d = (u >> SHIFT) & 255
+    if DIGIT == 0:
+        # Every key counts in the first digit and a few bins take most of them; spreading each bin
+        # over 8 copies (by position) keeps a warp's shared-memory atomics off the same address.
+        copies = tl.histogram(d * 8 + (tl.arange(0, BLOCK) // 8) % 8, 2048, mask=match)
+        h = tl.sum(tl.reshape(copies, [256, 8]), axis=1)
+    else:
+        h = tl.histogram(d, 256, mask=match)
     tl.atomic_add(hist_row + DIGIT * 256 + tl.arange(0, 256), h, mask=h > 0)
 
 
 @triton.jit
 def topk_compact_kernel(
-    dense_ptr, meta_ptr, hist_ptr, x_ptr, vocab, stride_x, hist_stride, k_val, cap,
+    dense_ptr, meta_ptr, hist_ptr, x_ptr, vocab, stride_x, hist_stride, k_val, cap, reverse,
     SMAX: tl.constexpr, KEYBITS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Grid (S, rows). Writes this chunk's entries strictly above the k-th largest key into the
     row's dense list (dense[row, :cap], int64) and, in meta[row] (int32, 3*SMAX + 1 slots), its
     count of those entries, its count of ties and its first tie column; chunk 0 also stores the
-    threshold value (fp32 bits) in the last slot."""
-    chunk = tl.program_id(0)
-    row = tl.program_id(1).to(tl.int64)
+    threshold value (fp32 bits) in the last slot. reverse: as topk_radix_kernel."""
+    chunk, row = _chunk_row(reverse)
     cols = chunk * BLOCK + tl.arange(0, BLOCK)
     valid = cols < vocab
-    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0)
+    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0, eviction_policy="evict_first")
     hist_row = hist_ptr + row * hist_stride
     thr_u, rem = _select_digits(hist_row, k_val, KEYBITS // 8, KEYBITS)
     sk = _signed(_ukey(x, KEYBITS), KEYBITS)
@@ -271,7 +290,8 @@ def softmax_stats_kernel(
         t = tl.load(t_arr_ptr + row)
     inv_t = 1.0 / t
     cols = chunk * BLOCK + tl.arange(0, BLOCK)
-    x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * inv_t
+    x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf"),
+                eviction_policy="evict_last").to(tl.float32) * inv_t
     m = tl.max(x)
     safe = tl.where(m > float("-inf"), m, 0.0)
     s = tl.sum(tl.where(x > float("-inf"), tl.exp(x - safe), 0.0))
@@ -303,5 +323,7 @@ def softmax_write_kernel(
     inv_z = 1.0 / z
     cols = chunk * BLOCK + tl.arange(0, BLOCK)
     inb = cols < vocab
-    x = tl.load(x_ptr + row * stride_x + cols, mask=inb, other=float("-inf")).to(tl.float32) * inv_t
-    tl.store(out_ptr + row * stride_out + cols, tl.exp(x - big_m) * inv_z, mask=inb)
+    x = tl.load(x_ptr + row * stride_x + cols, mask=inb, other=float("-inf"),
+                eviction_policy="evict_first").to(tl.float32) * inv_t
+    # the output must not push the inputs still to be re-read out of L2
+    tl.store(out_ptr + row * stride_out + cols, tl.exp(x - big_m) * inv_z, mask=inb, eviction_policy="evict_first")

@@ -72,9 +72,9 @@ def top_k_survivors(logits, k_val, block, cap):
     opts = _opts(dev, block)
     for digit in range(kb // 8):
         launch(KS.topk_radix_kernel, (s, rows), ws, logits, vocab, logits.stride(0), HIST_STRIDE, int(k_val),
-               DIGIT=digit, KEYBITS=kb, BLOCK=block, **opts)
+               digit % 2, DIGIT=digit, KEYBITS=kb, BLOCK=block, **opts)
     launch(KS.topk_compact_kernel, (s, rows), dense, meta, ws, logits, vocab, logits.stride(0), HIST_STRIDE,
-           int(k_val), cap, SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block, **opts)
+           int(k_val), cap, (kb // 8) % 2, SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block, **opts)
     return ws, dense, meta
 
 
@@ -120,13 +120,15 @@ def register_split_variants(dtypes):
                 signature=sig, constexprs=dict(SMAX=SPLIT_SMAX, BLOCK=block), options=opts(block)))
             for digit in range(kb // 8):
                 sig = {"hist_ptr": "*i32", "x_ptr": f"*{dt}", "vocab": "i32", "stride_x": "i32", "hist_stride": "i32",
-                       "k_val": "i32", "DIGIT": "constexpr", "KEYBITS": "constexpr", "BLOCK": "constexpr"}
+                       "k_val": "i32", "reverse": "i32", "DIGIT": "constexpr", "KEYBITS": "constexpr",
+                       "BLOCK": "constexpr"}
                 register_variant(KernelVariant(
                     kernel="sampling_split.topk_radix_kernel", variant=f"{dt}_d{digit}_b{block}",
                     fn=KS.topk_radix_kernel, signature=sig, constexprs=dict(DIGIT=digit, KEYBITS=kb, BLOCK=block),
                     options=opts(block)))
             sig = {"dense_ptr": "*i64", "meta_ptr": "*i32", "hist_ptr": "*i32", "x_ptr": f"*{dt}", "vocab": "i32",
-                   "stride_x": "i32", "hist_stride": "i32", "k_val": "i32", "cap": "i32", "SMAX": "constexpr",
+                   "stride_x": "i32", "hist_stride": "i32", "k_val": "i32", "cap": "i32", "reverse": "i32",
+                   "SMAX": "constexpr",
                    "KEYBITS": "constexpr", "BLOCK": "constexpr"}
             register_variant(KernelVariant(
                 kernel="sampling_split.topk_compact_kernel", variant=f"{dt}_b{block}",
