@@ -82,7 +82,10 @@ def split_enabled() -> bool:
 
 def split_block(rows: int, vocab: int) -> Optional[int]:
     """Chunk width of the vocabulary-split kernels for a [rows, vocab] input, or None when a row
-    would need more than SPLIT_SMAX chunks of the widest block."""
+    would need more than SPLIT_SMAX chunks of the widest block or rows exceed the grid's second
+    dimension (65535)."""
+    if rows > 65535:
+        return None
     if interpreting():
         block = INTERPRET_SPLIT_BLOCK
         while -(-vocab // block) > SPLIT_SMAX:

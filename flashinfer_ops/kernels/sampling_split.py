@@ -215,7 +215,7 @@ def topk_top_p_draw_kernel(
         pp = tl.zeros([], dtype=tl.float32) + p_val
         if has_p_arr != 0:
             pp = tl.load(p_arr_ptr + row)
-        pz = pp * z.to(tl.float32)
+        pz = pp.to(tl.float64) * z.to(tl.float64)
         # big_i: mass of the strictly more probable survivors (never the tie group, the least
         # probable). The most probable entries always stay, so p <= 0 still draws a token.
         big = tl.zeros([CAP], dtype=tl.int64)
@@ -224,10 +224,10 @@ def topk_top_p_draw_kernel(
             w_j = _fixed_weights(drow, jj, n_a, shift)
             big += tl.sum(tl.where(w_j[None, :] > w_i[:, None], w_j[None, :], 0), axis=1)
         w_max = tl.max(w_i)
-        thr_w = tl.min(tl.where(valid & ((big.to(tl.float32) < pz) | (w_i == w_max)), w_i, 9223372036854775807))
+        thr_w = tl.min(tl.where(valid & ((big.to(tl.float64) < pz) | (w_i == w_max)), w_i, 9223372036854775807))
         keep = valid & (w_i >= thr_w)
         kept_a = tl.sum(tl.where(keep, w_i, 0))
-        keep_t = (tl.sum(tl.where(w_i > w_t, w_i, 0)).to(tl.float32) < pz) | (n_a == 0)
+        keep_t = (tl.sum(tl.where(w_i > w_t, w_i, 0)).to(tl.float64) < pz) | (n_a == 0)
         q = kept_a + tl.where(keep_t, n_t.to(tl.int64) * w_t, 0)
         u = (tl.rand(seed, off + pid) * q.to(tl.float32)).to(tl.int64)
         u = tl.minimum(u, tl.maximum(q - 1, 0))

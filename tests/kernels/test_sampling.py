@@ -486,3 +486,19 @@ def test_split_top_k_top_p_from_logits_frequencies(k, p):
     target = ref.filtered_distribution("top_k_top_p", ref.softmax(x), top_k=k, top_p=p,
                                        filter_apply_order="top_k_first")[0]
     _freq_check(torch.bincount(out.long(), minlength=x.shape[1]), target, N_DRAWS)
+
+
+def test_split_strided_rows_and_fewer_outputs_than_rows():
+    """Padded rows (stride > vocab) through the split softmax and the top-k-first sampler, with
+    indices drawing from one row of many: every input row's workspace is still cleaned."""
+    b, v = shapes((40, 6000), (5, 200))
+    x = strided(_split_logits(b, v, "normal", torch.bfloat16))
+    out = poison(torch.empty(b, v, device=DEV))
+    run_kernel("softmax", out, x, None, 1.3)
+    torch.testing.assert_close(out, ref.softmax(x, 1.3), rtol=1e-4, atol=1e-6)
+    idx = torch.full((3,), b - 2, dtype=torch.int32, device=DEV)
+    samples = poison(torch.empty(3, dtype=torch.int32, device=DEV))
+    s, o = _rng()
+    run_kernel("top_k_top_p_sampling_from_logits", samples, x, idx, None, 9, None, 0.7, True, s, o)
+    _assert_top_k_first_support(samples, x, idx, 9, 0.7)
+    assert _workspace_clean()

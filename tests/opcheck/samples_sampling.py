@@ -66,6 +66,8 @@ def _joint_logits(device):
     out = []
     for n, ((s, p, i, k_arr, k_val, p_arr, p_val, *rest)) in enumerate(_joint(device)):
         x = (torch.randn(p.shape, device=device) * 3).to(p.dtype)
+        if not p.is_contiguous():
+            x = strided(x)
         out.append((s, x, i, k_arr, k_val if n != 4 else 100, p_arr, p_val, *rest))
     return out
 
