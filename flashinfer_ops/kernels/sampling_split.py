@@ -310,6 +310,10 @@ def softmax_write_kernel(
     lin = n_chunks * rows - 1 - tl.program_id(0)
     chunk = lin % n_chunks
     row = (lin // n_chunks).to(tl.int64)
+    # the chunk's load is issued first, so it is in flight while the row statistics are combined
+    cols = chunk * BLOCK + tl.arange(0, BLOCK)
+    inb = cols < vocab
+    x = tl.load(x_ptr + row * stride_x + cols, mask=inb, other=float("-inf"), eviction_policy="evict_first")
     t = tl.zeros([], dtype=tl.float32) + t_val
     if has_t_arr != 0:
         t = tl.load(t_arr_ptr + row)
@@ -321,9 +325,6 @@ def softmax_write_kernel(
     big_m = tl.max(cm)
     z = tl.sum(tl.where(cm > float("-inf"), cs * tl.exp(cm - big_m), 0.0))
     inv_z = 1.0 / z
-    cols = chunk * BLOCK + tl.arange(0, BLOCK)
-    inb = cols < vocab
-    x = tl.load(x_ptr + row * stride_x + cols, mask=inb, other=float("-inf"),
-                eviction_policy="evict_first").to(tl.float32) * inv_t
+    x = x.to(tl.float32) * inv_t
     # the output must not push the inputs still to be re-read out of L2
     tl.store(out_ptr + row * stride_out + cols, tl.exp(x - big_m) * inv_z, mask=inb, eviction_policy="evict_first")
