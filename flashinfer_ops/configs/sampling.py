@@ -71,7 +71,7 @@ def sampling_config(family: str, block: int) -> LaunchConfig:
 SPLIT_BLOCKS = (1024, 2048, 4096, 8192)
 SPLIT_SMAX = 128
 SPLIT_PROGRAMS = 1024
-INTERPRET_SPLIT_BLOCK = 16
+INTERPRET_SPLIT_BLOCK = 32
 TOPK_CAPS = (64, 256)
 DRAW_SUB = 1024  # columns per step of the draw kernel's tie scan
 

@@ -28,6 +28,11 @@ scalar 0 < k < vocab with k <= CAP:
    without a host sync (CUDA-graph safe); the last program to finish advances offset
    (sampling._advance_offset).
 
+top_k_mask_logits / top_k_renorm_probs (per-row k allowed; k <= 0 or k >= vocab keeps the row):
+the same radix launches, ``topk_kept_mass_kernel`` (renorm only: each chunk's kept mass), then
+``topk_filter_write_kernel``, whose last program per row (a ticket on the row's counter) zeroes the
+row's workspace.
+
 Softmax (out = softmax(x / T)) in two launches over the same grid: ``softmax_stats_kernel`` writes
 each chunk's max and sum of exp(x/T - max); ``softmax_write_kernel`` combines the row's S pairs in
 a fixed order (bitwise identical in every program) and writes exp(x/T - M) / Z. The second launch
@@ -101,6 +106,22 @@ def _fixed_weights(drow, jj, n_a, shift):
 
 
 @triton.jit
+def _row_k(k_arr_ptr, row, k_val, has_k_arr):
+    k = tl.zeros([], dtype=tl.int32) + k_val
+    if has_k_arr != 0:
+        k = tl.load(k_arr_ptr + row)
+    return k
+
+
+@triton.jit
+def _threshold(hist_row, k, vocab, KEYBITS: tl.constexpr):
+    """Signed key of the row's k-th largest value from its finished histograms; the smallest key
+    (keep everything) when k <= 0 or k >= vocab."""
+    thr_u, rem = _select_digits(hist_row, k, KEYBITS // 8, KEYBITS)
+    return tl.where((k > 0) & (k < vocab), _signed(thr_u, KEYBITS), -2147483648)
+
+
+@triton.jit
 def _chunk_row(reverse):
     """(chunk, row) of a (S, rows) grid, in reverse launch order when reverse != 0."""
     chunk = tl.program_id(0)
@@ -113,13 +134,14 @@ def _chunk_row(reverse):
 
 @triton.jit
 def topk_radix_kernel(
-    hist_ptr, x_ptr, vocab, stride_x, hist_stride, k_val, reverse,
+    hist_ptr, x_ptr, k_arr_ptr, vocab, stride_x, hist_stride, k_val, has_k_arr, reverse,
     DIGIT: tl.constexpr, KEYBITS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Grid (S, rows). hist[row, DIGIT, d] += #{columns of this chunk whose key matches the prefix
-    chosen by digits < DIGIT and whose digit DIGIT is d}. reverse != 0 walks the programs in reverse
-    (the launches alternate, so each starts on the chunks the previous one read last: with rows
-    larger than L2 those are the ones still cached)."""
+    chosen by digits < DIGIT and whose digit DIGIT is d}; nothing for a row whose k (k_val, or
+    k_arr[row] when has_k_arr) keeps every token (k <= 0 or k >= vocab). reverse != 0 walks the
+    programs in reverse (the launches alternate, so each starts on the chunks the previous one read
+    last: with rows larger than L2 those are the ones still cached)."""
     chunk, row = _chunk_row(reverse)
     cols = chunk * BLOCK + tl.arange(0, BLOCK)
     valid = cols < vocab
@@ -127,7 +149,8 @@ def topk_radix_kernel(
     u = _ukey(x, KEYBITS)
     hist_row = hist_ptr + row * hist_stride
     SHIFT: tl.constexpr = KEYBITS - 8 * (DIGIT + 1)
-    match = valid
+    k_val = _row_k(k_arr_ptr, row, k_val, has_k_arr)
+    match = valid & (k_val > 0) & (k_val < vocab)
     if DIGIT > 0:
         prefix, rem = _select_digits(hist_row, k_val, DIGIT, KEYBITS)
         match = match & ((u >> (SHIFT + 8)) == (prefix >> (SHIFT + 8)))
@@ -275,6 +298,54 @@ def topk_top_p_draw_kernel(
         tl.store(hist_row + hz, hz * 0, mask=hz < hist_used)
         tl.store(hist_row + COUNTER, pid * 0)
     _advance_offset(offset_ptr, ticket_ptr, off, inc, tl.num_programs(0))
+
+
+@triton.jit
+def topk_kept_mass_kernel(
+    mass_ptr, hist_ptr, x_ptr, k_arr_ptr, vocab, stride_x, hist_stride, k_val, has_k_arr, reverse,
+    SMAX: tl.constexpr, KEYBITS: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Grid (S, rows), after the radix launches: mass[row, c] = sum of chunk c's values whose key is
+    >= the row's k-th largest (top_k_renorm_probs' denominator, summed per chunk)."""
+    chunk, row = _chunk_row(reverse)
+    cols = chunk * BLOCK + tl.arange(0, BLOCK)
+    valid = cols < vocab
+    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0, eviction_policy="evict_last")
+    thr = _threshold(hist_ptr + row * hist_stride, _row_k(k_arr_ptr, row, k_val, has_k_arr), vocab, KEYBITS)
+    keep = valid & (_signed(_ukey(x, KEYBITS), KEYBITS) >= thr)
+    tl.store(mass_ptr + row * SMAX + chunk, tl.sum(tl.where(keep, x.to(tl.float32), 0.0)))
+
+
+@triton.jit
+def topk_filter_write_kernel(
+    out_ptr, mass_ptr, hist_ptr, x_ptr, k_arr_ptr, vocab, stride_x, stride_out, hist_stride, hist_used, k_val,
+    has_k_arr, n_chunks, reverse,
+    IS_MASK: tl.constexpr, SMAX: tl.constexpr, KEYBITS: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Grid (S, rows), last launch of top_k_mask_logits (IS_MASK: keep x, others -inf) and
+    top_k_renorm_probs (x / kept mass, others 0; the chunk masses summed in a fixed order). Keys
+    >= the k-th largest are kept (ties kept). The last program of a row to finish (a ticket on the
+    row's counter, taken after its histogram reads) zeroes the row's workspace."""
+    chunk, row = _chunk_row(reverse)
+    cols = chunk * BLOCK + tl.arange(0, BLOCK)
+    valid = cols < vocab
+    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0, eviction_policy="evict_first")
+    hist_row = hist_ptr + row * hist_stride
+    thr = _threshold(hist_row, _row_k(k_arr_ptr, row, k_val, has_k_arr), vocab, KEYBITS)
+    keep = _signed(_ukey(x, KEYBITS), KEYBITS) >= thr
+    xf = x.to(tl.float32)
+    if IS_MASK:
+        y = tl.where(keep, xf, float("-inf"))
+    else:
+        sids = tl.arange(0, SMAX)
+        kept = tl.sum(tl.load(mass_ptr + row * SMAX + sids, mask=sids < n_chunks, other=0.0))
+        y = tl.where(keep, xf * (1.0 / kept), 0.0)
+    tl.store(out_ptr + row * stride_out + cols, y, mask=valid)
+    ticket = tl.atomic_add(hist_row + COUNTER, 1)
+    if ticket == n_chunks - 1:
+        hz = tl.arange(0, 1024)
+        tl.store(hist_row + hz, hz * 0, mask=hz < hist_used)
+        tl.store(hist_row + COUNTER, ticket * 0)
 
 
 @triton.jit

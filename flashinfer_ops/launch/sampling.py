@@ -174,6 +174,10 @@ def _launch_top_k(out, x, arr, k_val, is_mask):
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
+    sblock = split_block(rows, vocab) if block != SMALL_BLOCK and split_enabled() else None
+    if sblock is not None:
+        split.top_k_filter_split(out, x, arr, k_val, is_mask, sblock)
+        return
     launch(K.top_k_filter_kernel, (rows,),
         out, x, arr if arr is not None else ticket(x.device), vocab, x.stride(0), out.stride(0), int(k_val),
         int(arr is not None), IS_MASK=is_mask, BLOCK=block, **_opts(x.device, block),

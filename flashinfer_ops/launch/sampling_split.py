@@ -58,6 +58,39 @@ def _keybits(dtype: torch.dtype) -> int:
     return 32 if dtype == torch.float32 else 16
 
 
+def _radix(ws, x, k_arr, k_val, block, opts):
+    """The radix-select launches (one per 8-bit digit of the key), alternating direction."""
+    rows, vocab = x.shape
+    s = -(-vocab // block)
+    kb = _keybits(x.dtype)
+    for digit in range(kb // 8):
+        launch(KS.topk_radix_kernel, (s, rows), ws, x, k_arr if k_arr is not None else ws, vocab, x.stride(0),
+               HIST_STRIDE, int(k_val), int(k_arr is not None), digit % 2, DIGIT=digit, KEYBITS=kb, BLOCK=block, **opts)
+
+
+def top_k_filter_split(out, x, k_arr, k_val, is_mask, block):
+    """top_k_mask_logits (is_mask) / top_k_renorm_probs with S = cdiv(vocab, block) programs per row:
+    radix launches, the kept mass per chunk (renorm), the write; per-row k allowed."""
+    rows, vocab = x.shape
+    dev = x.device
+    s = -(-vocab // block)
+    kb = _keybits(x.dtype)
+    d = kb // 8
+    ws = workspace(dev, rows)
+    opts = _opts(dev, block)
+    _radix(ws, x, k_arr, k_val, block, opts)
+    karr = k_arr if k_arr is not None else ws
+    mass = out
+    if not is_mask:
+        mass = torch.empty(rows, SPLIT_SMAX, dtype=torch.float32, device=dev)
+        launch(KS.topk_kept_mass_kernel, (s, rows), mass, ws, x, karr, vocab, x.stride(0), HIST_STRIDE, int(k_val),
+               int(k_arr is not None), d % 2, SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block, **opts)
+        d += 1
+    launch(KS.topk_filter_write_kernel, (s, rows), out, mass, ws, x, karr, vocab, x.stride(0), out.stride(0),
+           HIST_STRIDE, (kb // 8) * 256, int(k_val), int(k_arr is not None), s, d % 2,
+           IS_MASK=is_mask, SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block, **opts)
+
+
 def top_k_survivors(logits, k_val, block, cap):
     """The radix-select and compaction launches: returns (workspace, dense, meta) as the draw
     kernel reads them (kernels/sampling_split.py: topk_compact_kernel). The workspace rows stay
@@ -70,9 +103,7 @@ def top_k_survivors(logits, k_val, block, cap):
     dense = torch.empty(rows, cap, dtype=torch.int64, device=dev)
     meta = torch.empty(rows, 3 * SPLIT_SMAX + 1, dtype=torch.int32, device=dev)
     opts = _opts(dev, block)
-    for digit in range(kb // 8):
-        launch(KS.topk_radix_kernel, (s, rows), ws, logits, vocab, logits.stride(0), HIST_STRIDE, int(k_val),
-               digit % 2, DIGIT=digit, KEYBITS=kb, BLOCK=block, **opts)
+    _radix(ws, logits, None, k_val, block, opts)
     launch(KS.topk_compact_kernel, (s, rows), dense, meta, ws, logits, vocab, logits.stride(0), HIST_STRIDE,
            int(k_val), cap, (kb // 8) % 2, SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block, **opts)
     return ws, dense, meta
@@ -119,13 +150,29 @@ def register_split_variants(dtypes):
                 kernel="sampling_split.softmax_write_kernel", variant=f"{dt}_b{block}", fn=KS.softmax_write_kernel,
                 signature=sig, constexprs=dict(SMAX=SPLIT_SMAX, BLOCK=block), options=opts(block)))
             for digit in range(kb // 8):
-                sig = {"hist_ptr": "*i32", "x_ptr": f"*{dt}", "vocab": "i32", "stride_x": "i32", "hist_stride": "i32",
-                       "k_val": "i32", "reverse": "i32", "DIGIT": "constexpr", "KEYBITS": "constexpr",
-                       "BLOCK": "constexpr"}
+                sig = {"hist_ptr": "*i32", "x_ptr": f"*{dt}", "k_arr_ptr": "*i32", "vocab": "i32", "stride_x": "i32",
+                       "hist_stride": "i32", "k_val": "i32", "has_k_arr": "i32", "reverse": "i32",
+                       "DIGIT": "constexpr", "KEYBITS": "constexpr", "BLOCK": "constexpr"}
                 register_variant(KernelVariant(
                     kernel="sampling_split.topk_radix_kernel", variant=f"{dt}_d{digit}_b{block}",
                     fn=KS.topk_radix_kernel, signature=sig, constexprs=dict(DIGIT=digit, KEYBITS=kb, BLOCK=block),
                     options=opts(block)))
+            sig = {"mass_ptr": "*fp32", "hist_ptr": "*i32", "x_ptr": f"*{dt}", "k_arr_ptr": "*i32", "vocab": "i32",
+                   "stride_x": "i32", "hist_stride": "i32", "k_val": "i32", "has_k_arr": "i32", "reverse": "i32",
+                   "SMAX": "constexpr", "KEYBITS": "constexpr", "BLOCK": "constexpr"}
+            register_variant(KernelVariant(
+                kernel="sampling_split.topk_kept_mass_kernel", variant=f"{dt}_b{block}", fn=KS.topk_kept_mass_kernel,
+                signature=sig, constexprs=dict(SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block), options=opts(block)))
+            for name, mask in (("renorm", False), ("mask", True)):
+                sig = {"out_ptr": "*fp32", "mass_ptr": "*fp32", "hist_ptr": "*i32", "x_ptr": f"*{dt}",
+                       "k_arr_ptr": "*i32", "vocab": "i32", "stride_x": "i32", "stride_out": "i32",
+                       "hist_stride": "i32", "hist_used": "i32", "k_val": "i32", "has_k_arr": "i32",
+                       "n_chunks": "i32", "reverse": "i32", "IS_MASK": "constexpr", "SMAX": "constexpr",
+                       "KEYBITS": "constexpr", "BLOCK": "constexpr"}
+                register_variant(KernelVariant(
+                    kernel="sampling_split.topk_filter_write_kernel", variant=f"{name}_{dt}_b{block}",
+                    fn=KS.topk_filter_write_kernel, signature=sig,
+                    constexprs=dict(IS_MASK=mask, SMAX=SPLIT_SMAX, KEYBITS=kb, BLOCK=block), options=opts(block)))
             sig = {"dense_ptr": "*i64", "meta_ptr": "*i32", "hist_ptr": "*i32", "x_ptr": f"*{dt}", "vocab": "i32",
                    "stride_x": "i32", "hist_stride": "i32", "k_val": "i32", "cap": "i32", "reverse": "i32",
                    "SMAX": "constexpr",

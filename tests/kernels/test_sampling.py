@@ -90,7 +90,7 @@ def _assert_top_p_renorm(out, probs, p):
 @pytest.mark.parametrize("vocab", VOCABS)
 @pytest.mark.parametrize("k", [1, 10, 100, 500])
 @pytest.mark.parametrize("per_row", [False, True])
-def test_top_k_renorm(batch, vocab, k, per_row):
+def test_top_k_renorm(batch, vocab, k, per_row, split_mode):
     probs = _probs(batch, vocab, scale=2.0)
     arr = torch.randint(1, max(2, min(k, vocab)) + 1, (batch,), dtype=torch.int32, device=DEV) if per_row else None
     out = poison(torch.empty_like(probs))
@@ -98,7 +98,7 @@ def test_top_k_renorm(batch, vocab, k, per_row):
     torch.testing.assert_close(out, ref.top_k_renorm_probs(probs, arr if per_row else k), rtol=1e-3, atol=1e-6)
 
 
-def test_top_k_ties_are_kept():
+def test_top_k_ties_are_kept(split_mode):
     probs = torch.tensor([[0.1, 0.2, 0.2, 0.2, 0.3], [0.25, 0.25, 0.25, 0.25, 0.0]], device=DEV)
     out = poison(torch.empty_like(probs))
     run_kernel("top_k_renorm_probs", out, probs, None, 2)
@@ -111,7 +111,7 @@ def test_top_k_ties_are_kept():
 @pytest.mark.parametrize("k", [1, 10, 100])
 @pytest.mark.parametrize("neg_inf", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_top_k_mask_logits(batch, vocab, k, neg_inf, dtype):
+def test_top_k_mask_logits(batch, vocab, k, neg_inf, dtype, split_mode):
     x = _logits(batch, vocab, scale=2.0, dtype=dtype)
     if neg_inf:
         x = x.masked_fill(torch.rand(batch, vocab, device=DEV) < 0.5, float("-inf"))
@@ -438,12 +438,13 @@ def test_top_k_top_p_from_logits_composed_fallback(k_kind):
 
 
 def test_split_top_k_top_p_deterministic_and_ties_drawn_uniformly():
-    """One row: the value 3 once, the k-th value 2 at three columns (two of them adjacent, in one
-    chunk: the chunk-scan path), the rest lower; k = 2, p = 0.99 keeps all four survivors. Same
-    (seed, offset) gives the same draws; the frequencies match e^3 : e^2 : e^2 : e^2 (chi-square)."""
+    """One row: the value 3 once, the k-th value 2 at three columns (the last two adjacent, in one
+    chunk other than the first's: the chunk-scan path), the rest lower; k = 2, p = 0.99 keeps all
+    four survivors. Same (seed, offset) gives the same draws; the frequencies match
+    e^3 : e^2 : e^2 : e^2 (chi-square)."""
     v = shapes(5000, 40)
     x = torch.randn(1, v, device=DEV) - 4.0
-    ties = [3, v // 2, v // 2 + 1]
+    ties = [3, v - 5, v - 4]
     x[0, ties] = 2.0
     x[0, v - 2] = 3.0
     x = x.to(torch.bfloat16)
@@ -501,4 +502,22 @@ def test_split_strided_rows_and_fewer_outputs_than_rows():
     s, o = _rng()
     run_kernel("top_k_top_p_sampling_from_logits", samples, x, idx, None, 9, None, 0.7, True, s, o)
     _assert_top_k_first_support(samples, x, idx, 9, 0.7)
+    assert _workspace_clean()
+
+
+@pytest.mark.parametrize("dtype,data", [(torch.float32, "normal"), (torch.bfloat16, "few_values"),
+                                        (torch.float16, "rounded"), (torch.bfloat16, "neg_inf")])
+def test_top_k_filters_per_row_k_with_keep_all_rows(dtype, data, split_mode):
+    """Per-row k with rows that keep everything (k <= 0, k == vocab, k > vocab), exact against the
+    sort-based definition, ties kept; the split path leaves its workspace clean."""
+    b, v = shapes((6, 20000), (6, 300))
+    x = _split_logits(b, v, data, dtype)
+    k = torch.tensor([0, 1, 17, v, v + 5, -3], dtype=torch.int32, device=DEV)
+    out = poison(torch.empty(b, v, device=DEV))
+    run_kernel("top_k_mask_logits", out, x, k, 0)
+    assert torch.equal(out, ref.top_k_mask_logits(x, k))
+    probs = torch.softmax(x.float(), -1).to(dtype)
+    out = poison(torch.empty(b, v, device=DEV))
+    run_kernel("top_k_renorm_probs", out, strided(probs), k, 0)
+    torch.testing.assert_close(out, ref.top_k_renorm_probs(probs, k), rtol=1e-5, atol=1e-7)
     assert _workspace_clean()
