@@ -6,12 +6,14 @@ vocabularies (<= 1024) use one 1024-wide block and 4 warps. The samplers keep on
 in a register vector of NB entries, so NB bounds the vocabulary (BLOCK * NB). Under the interpreter
 the block is tiny so small test vocabularies still span several blocks.
 
-Vocabulary-split kernels (kernels/sampling_split.py): S = cdiv(vocab, BLOCK) programs per row with
-S <= SPLIT_SMAX; BLOCK is the widest of SPLIT_BLOCKS that still gives SPLIT_PROGRAMS programs in all
-(batch 1 x vocab 128256: 1024-wide chunks, 126 programs; batch >= 64: 8192-wide chunks). The
-top-k survivor list holds CAP >= k entries (TOPK_CAPS buckets, k <= 256); larger k, k given per row, and
-k <= 0 or k >= vocab take the composed path. FLASHINFER_SAMPLING_SPLIT=0 selects the previous
-kernels everywhere (A/B switch, read on every call).
+Vocabulary-split kernels (kernels/sampling_split.py: softmax, top-k filters, top-k-first sampling
+from logits): S = cdiv(vocab, BLOCK) programs per row with S <= SPLIT_SMAX; BLOCK is the widest of
+SPLIT_BLOCKS that still gives SPLIT_PROGRAMS programs in all (batch 1 x vocab 128256: 1024-wide
+chunks, 126 programs; batch >= 64: 8192-wide chunks). The sampler's top-k survivor list holds
+CAP >= k entries (TOPK_CAPS buckets, k <= 256); larger k, k given per row, and k <= 0 or k >= vocab
+take the composed path (mask -> softmax -> rejection sampling). FLASHINFER_SAMPLING_SPLIT=0 selects
+the previous kernels everywhere, including UNROLL=1 in the rejection samplers (A/B switch, read on
+every call).
 """
 import os
 from typing import Optional, Tuple

@@ -45,7 +45,7 @@ import triton.language as tl
 
 from .sampling import _advance_offset, _key
 
-COUNTER = tl.constexpr(1024)  # int32 slot of a workspace row holding the compaction counter (after 4 x 256 bins)
+COUNTER = tl.constexpr(1024)  # int32 slot of a workspace row after its 4 x 256 bins: counter or ticket
 
 
 @triton.jit

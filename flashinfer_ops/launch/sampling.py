@@ -59,7 +59,8 @@ def _launch_sampler(mode, samples, probs, indices, k_arr, k_val, p_arr, p_val, s
         seed, offset, ticket(probs.device),
         n_out, vocab, probs.stride(0), int(k_val), float(p_val), ref.rng_increment(inc),
         int(indices is not None), int(k_arr is not None), int(p_arr is not None),
-        MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, UNROLL=sampler_unroll(block), **_opts(probs.device, block),
+        MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, UNROLL=sampler_unroll(block),
+        **_opts(probs.device, block),
     )
 
 

@@ -387,7 +387,7 @@ def top_k_top_p_sampling_from_logits(
 
     ``"top_k_first"``: top-p sampling (the rule of :func:`top_p_sampling_from_probs`) from
     ``softmax(top_k_mask_logits(logits, top_k))``, in one operator: for a scalar ``top_k`` below
-    ``vocab_size`` (up to 1024) a vocabulary-split radix select of the k-th largest logit, then one
+    ``vocab_size`` (up to 256) a vocabulary-split radix select of the k-th largest logit, then one
     draw from the survivors; otherwise mask -> softmax -> rejection sampling. The generator
     advances as for :func:`top_p_sampling_from_probs`. (``FLASHINFER_SAMPLING_SPLIT=0``: the three
     separate ops, as before.)

@@ -239,7 +239,8 @@ def test_top_k_first_from_logits_both_paths(split, monkeypatch):
     o0 = g.get_offset() if HAS_GPU else None
     for k, p in ((7, 0.6), (torch.tensor([1, 3, 5, 400, 0], dtype=torch.int32, device=DEV), 0.9)):
         out = flashinfer.top_k_top_p_sampling_from_logits(x, k, p, indices=idx, generator=g)
-        sup = ref.sampler_support("top_k_top_p", torch.softmax(x, -1), top_k=k, top_p=p, filter_apply_order="top_k_first")
+        sup = ref.sampler_support("top_k_top_p", torch.softmax(x, -1), top_k=k, top_p=p,
+                                  filter_apply_order="top_k_first")
         assert out.dtype == torch.int32 and sup[idx.long(), out.long()].all()
     if HAS_GPU:
         assert g.get_offset() == o0 + 2 * ref.rng_increment(50 * 32)
