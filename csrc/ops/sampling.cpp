@@ -31,6 +31,12 @@ void register_sampling(torch::Library& m) {
       "top_k_top_p_sampling_from_probs(Tensor(a!) samples, Tensor probs, Tensor? indices, "
       "Tensor? maybe_top_k_arr, int top_k_val, Tensor? maybe_top_p_arr, float top_p_val, bool deterministic, "
       "Tensor seed, Tensor(b!) offset) -> ()");
+  // Top-k first, then top-p, from logits: softmax(top_k_mask_logits(logits, k)) sampled with the
+  // top-p rule of top_p_sampling_from_probs (offset advances as for that op).
+  m.def(
+      "top_k_top_p_sampling_from_logits(Tensor(a!) samples, Tensor logits, Tensor? indices, "
+      "Tensor? maybe_top_k_arr, int top_k_val, Tensor? maybe_top_p_arr, float top_p_val, bool deterministic, "
+      "Tensor seed, Tensor(b!) offset) -> ()");
   // Filters (float32 outputs, shape of the input).
   m.def("top_p_renorm_probs(Tensor(a!) renorm_probs, Tensor probs, Tensor? maybe_top_p_arr, float top_p_val) -> ()");
   m.def("top_k_renorm_probs(Tensor(a!) renorm_probs, Tensor probs, Tensor? maybe_top_k_arr, int top_k_val) -> ()");

@@ -5,8 +5,18 @@ so a single program keeps 64 KiB of fp32 loads in flight (a row is latency-bound
 vocabularies (<= 1024) use one 1024-wide block and 4 warps. The samplers keep one float per block
 in a register vector of NB entries, so NB bounds the vocabulary (BLOCK * NB). Under the interpreter
 the block is tiny so small test vocabularies still span several blocks.
+
+Vocabulary-split kernels (kernels/sampling_split.py: softmax, top-k filters, top-k-first sampling
+from logits): S = cdiv(vocab, BLOCK) programs per row with S <= SPLIT_SMAX; BLOCK is the widest of
+SPLIT_BLOCKS that still gives SPLIT_PROGRAMS programs in all (batch 1 x vocab 128256: 1024-wide
+chunks, 126 programs; batch >= 64: 8192-wide chunks). The sampler's top-k survivor list holds
+CAP >= k entries (TOPK_CAPS buckets, k <= 256); larger k, k given per row, and k <= 0 or k >= vocab
+take the composed path (mask -> softmax -> rejection sampling). FLASHINFER_SAMPLING_SPLIT=0 selects
+the previous kernels everywhere, including UNROLL=1 in the rejection samplers (A/B switch, read on
+every call).
 """
-from typing import Tuple
+import os
+from typing import Optional, Tuple
 
 from . import LaunchConfig, interpreting
 
@@ -41,6 +51,14 @@ def sampler_tile(vocab: int) -> Tuple[int, int]:
     raise ValueError(f"vocab: at most {block * NB_BUCKETS[block][-1]} tokens are supported, got {vocab}")
 
 
+def sampler_unroll(block: int) -> int:
+    """Blocks per step of the rejection samplers' full passes (kernels/sampling.py _mass_pass):
+    2 for the wide blocks, so a program has twice the loads in flight (the tail rows of a batch run
+    their last rounds alone; gfx942: 146 VGPRs at 8 wave64s, no scratch); 1 under
+    FLASHINFER_SAMPLING_SPLIT=0 and for the small-vocabulary block."""
+    return 1 if block == SMALL_BLOCK or not split_enabled() else 2
+
+
 def sampling_config(family: str, block: int) -> LaunchConfig:
     """Softmax / filters (BIG_BLOCK): 16 warps. Samplers (SAMPLER_BLOCK): 16 warps on sm90, 8 wave64s
     on AMD, whose 1024-lane workgroups cap a lane at 128 VGPRs (the samplers spilled there: the gate
@@ -50,3 +68,60 @@ def sampling_config(family: str, block: int) -> LaunchConfig:
     if block == SAMPLER_BLOCK and family != "sm90":
         return LaunchConfig(num_warps=8, num_stages=1)
     return LaunchConfig(num_warps=16, num_stages=1)
+
+
+SPLIT_BLOCKS = (1024, 2048, 4096, 8192)
+SPLIT_SMAX = 128
+SPLIT_PROGRAMS = 1024
+INTERPRET_SPLIT_BLOCK = 32
+TOPK_CAPS = (64, 256)
+DRAW_SUB = 1024  # columns per step of the draw kernel's tie scan
+
+
+def split_enabled() -> bool:
+    return os.environ.get("FLASHINFER_SAMPLING_SPLIT", "1") != "0"
+
+
+def split_block(rows: int, vocab: int) -> Optional[int]:
+    """Chunk width of the vocabulary-split kernels for a [rows, vocab] input, or None when a row
+    would need more than SPLIT_SMAX chunks of the widest block or rows exceed the grid's second
+    dimension (65535)."""
+    if rows > 65535:
+        return None
+    if interpreting():
+        block = INTERPRET_SPLIT_BLOCK
+        while -(-vocab // block) > SPLIT_SMAX:
+            block *= 2
+        return block
+    if vocab > SPLIT_BLOCKS[-1] * SPLIT_SMAX:
+        return None
+    fits = [b for b in SPLIT_BLOCKS if -(-vocab // b) <= SPLIT_SMAX]
+    for b in reversed(fits):
+        if rows * -(-vocab // b) >= SPLIT_PROGRAMS:
+            return b
+    return fits[0]
+
+
+def topk_cap(k: int) -> Optional[int]:
+    for cap in TOPK_CAPS:
+        if k <= cap:
+            return cap
+    return None
+
+
+def split_config(family: str, block: int) -> LaunchConfig:
+    """One chunk per program, all loads issued at once: 16 columns per thread (sm90: warps of 32,
+    AMD: wave64s; 16 wave64s cap a lane at 128 VGPRs and the compaction spilled there), at least
+    4 warps."""
+    per_warp = 512 if family == "sm90" else 1024
+    return LaunchConfig(num_warps=max(4, block // per_warp), num_stages=1)
+
+
+def draw_jb(cap: int) -> int:
+    """Survivors per step of the draw kernel's pairwise sums: a [cap, JB] tile of 2048 values (4096
+    int64 needed 254 registers a thread on sm90)."""
+    return max(1, 2048 // cap)
+
+
+def draw_config(family: str) -> LaunchConfig:
+    return LaunchConfig(num_warps=4, num_stages=1)

@@ -72,6 +72,13 @@ def check_top_k_top_p_sampling(samples, probs, indices, maybe_top_k_arr, top_k_v
     check_param("top_p", maybe_top_p_arr, probs.shape[0], (torch.float32,))
 
 
+def check_top_k_top_p_sampling_from_logits(samples, logits, indices, maybe_top_k_arr, top_k_val, maybe_top_p_arr,
+                                           top_p_val, deterministic, seed, offset):
+    _check_sampler(samples, logits, indices, seed, offset, "logits")
+    check_param("top_k", maybe_top_k_arr, logits.shape[0], (torch.int32,))
+    check_param("top_p", maybe_top_p_arr, logits.shape[0], (torch.float32,))
+
+
 def check_softmax(out, logits, maybe_temperature_arr, temperature_val):
     check_dist("logits", logits)
     check_out("out", out, logits.shape, torch.float32, logits.device)

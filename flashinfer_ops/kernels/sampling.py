@@ -84,14 +84,105 @@ def _pick(base, vocab, bmass, u, low, shift, LOGITS: tl.constexpr, BLOCK: tl.con
 
 
 @triton.jit
+def _put(vec, b0, vals, NB: tl.constexpr, UNROLL: tl.constexpr):
+    """vec[b0 + i] = vals[i] for i < UNROLL (vec: [NB], vals: [UNROLL])."""
+    sel = tl.arange(0, NB)[:, None] == (b0 + tl.arange(0, UNROLL))[None, :]
+    hit = tl.sum(sel.to(tl.int32), axis=1) > 0
+    return tl.where(hit, tl.sum(tl.where(sel, vals[None, :], 0.0), axis=1), vec)
+
+
+@triton.jit
+def _tile(base, b0, vocab, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
+    """Blocks b0 .. b0+UNROLL-1 of a row as one [UNROLL, BLOCK] float32 load (0 past the end)."""
+    cols = (b0 + tl.arange(0, UNROLL))[:, None] * BLOCK + tl.arange(0, BLOCK)[None, :]
+    return tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _mass_pass(base, vocab, n_blocks, BLOCK: tl.constexpr, NB: tl.constexpr, UNROLL: tl.constexpr):
+    """Per-block masses of the positive entries and the row max. With UNROLL > 1 the loads of UNROLL
+    blocks are in flight together before any reduction (a lone program is latency-bound: the
+    tail rows of a batch run their last rounds alone)."""
+    bids = tl.arange(0, NB)
+    bmass = tl.zeros([NB], dtype=tl.float32)
+    rmax = 0.0
+    if UNROLL == 1:
+        offs = tl.arange(0, BLOCK)
+        for b in range(0, n_blocks):
+            cols = b * BLOCK + offs
+            x = tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
+            x = tl.where(x > 0.0, x, 0.0)
+            bmass = tl.where(bids == b, tl.sum(x), bmass)
+            rmax = tl.maximum(rmax, tl.max(x))
+    else:
+        for b0 in range(0, n_blocks, UNROLL):
+            x = _tile(base, b0, vocab, BLOCK, UNROLL)
+            x = tl.where(x > 0.0, x, 0.0)
+            bmass = _put(bmass, b0, tl.sum(x, axis=1), NB, UNROLL)
+            rmax = tl.maximum(rmax, tl.max(x))
+    return bmass, rmax
+
+
+@triton.jit
+def _above_pass(base, vocab, n_blocks, low, BLOCK: tl.constexpr, NB: tl.constexpr, UNROLL: tl.constexpr):
+    """Per-block masses of the entries > low."""
+    bids = tl.arange(0, NB)
+    bmass = tl.zeros([NB], dtype=tl.float32)
+    if UNROLL == 1:
+        offs = tl.arange(0, BLOCK)
+        for b in range(0, n_blocks):
+            cols = b * BLOCK + offs
+            x = tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
+            bmass = tl.where(bids == b, tl.sum(tl.where(x > low, x, 0.0)), bmass)
+    else:
+        for b0 in range(0, n_blocks, UNROLL):
+            x = _tile(base, b0, vocab, BLOCK, UNROLL)
+            bmass = _put(bmass, b0, tl.sum(tl.where(x > low, x, 0.0), axis=1), NB, UNROLL)
+    return bmass
+
+
+@triton.jit
+def _test_pass(base, vocab, n_blocks, pivot0, pivot1, BLOCK: tl.constexpr, NB: tl.constexpr, UNROLL: tl.constexpr):
+    """One pass testing a candidate: per-block masses of {x > pivot0} and {x > pivot1} and the
+    counts of both sets."""
+    bids = tl.arange(0, NB)
+    s0 = tl.zeros([NB], dtype=tl.float32)
+    s1 = tl.zeros([NB], dtype=tl.float32)
+    c0 = tl.zeros([], dtype=tl.int32)
+    c1 = tl.zeros([], dtype=tl.int32)
+    if UNROLL == 1:
+        offs = tl.arange(0, BLOCK)
+        for b in range(0, n_blocks):
+            cols = b * BLOCK + offs
+            x = tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
+            g0 = x > pivot0
+            g1 = x > pivot1
+            s0 = tl.where(bids == b, tl.sum(tl.where(g0, x, 0.0)), s0)
+            s1 = tl.where(bids == b, tl.sum(tl.where(g1, x, 0.0)), s1)
+            c0 += tl.sum(g0.to(tl.int32))
+            c1 += tl.sum(g1.to(tl.int32))
+    else:
+        for b0 in range(0, n_blocks, UNROLL):
+            x = _tile(base, b0, vocab, BLOCK, UNROLL)
+            g0 = x > pivot0
+            g1 = x > pivot1
+            s0 = _put(s0, b0, tl.sum(tl.where(g0, x, 0.0), axis=1), NB, UNROLL)
+            s1 = _put(s1, b0, tl.sum(tl.where(g1, x, 0.0), axis=1), NB, UNROLL)
+            c0 += tl.sum(g0.to(tl.int32))
+            c1 += tl.sum(g1.to(tl.int32))
+    return s0, s1, c0, c1
+
+
+@triton.jit
 def sample_probs_kernel(
     out_ptr, probs_ptr, idx_ptr, k_arr_ptr, p_arr_ptr, seed_ptr, offset_ptr, ticket_ptr,
     n_out, vocab, stride_row, k_val, p_val, inc, has_indices, has_k_arr, has_p_arr,
     MODE: tl.constexpr,
-    MAX_ROUNDS: tl.constexpr, BLOCK: tl.constexpr, NB: tl.constexpr,
+    MAX_ROUNDS: tl.constexpr, BLOCK: tl.constexpr, NB: tl.constexpr, UNROLL: tl.constexpr = 1,
 ):
     """One program per output row. MODE: 0 plain, 1 top-p, 2 top-k, 3 joint top-k & top-p, 4 min-p
-    (p_val / p_arr carry top_p or min_p)."""
+    (p_val / p_arr carry top_p or min_p). UNROLL blocks are loaded before their sums are reduced
+    in the full passes (_mass_pass)."""
     pid = tl.program_id(0)
     seed = tl.load(seed_ptr)
     off = tl.load(offset_ptr)
@@ -110,14 +201,7 @@ def sample_probs_kernel(
     offs = tl.arange(0, BLOCK)
     bids = tl.arange(0, NB)
 
-    bmass = tl.zeros([NB], dtype=tl.float32)
-    rmax = 0.0
-    for b in range(0, n_blocks):
-        cols = b * BLOCK + offs
-        x = tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
-        x = tl.where(x > 0.0, x, 0.0)
-        bmass = tl.where(bids == b, tl.sum(x), bmass)
-        rmax = tl.maximum(rmax, tl.max(x))
+    bmass, rmax = _mass_pass(base, vocab, n_blocks, BLOCK, NB, UNROLL)
     low = rmax * 0.0
     high = rmax
     q = tl.sum(bmass)
@@ -138,27 +222,12 @@ def sample_probs_kernel(
             else:
                 tb = thr.to(tl.int32, bitcast=True)
                 low = tl.where(thr > 0.0, (tb - 1).to(tl.float32, bitcast=True), 0.0)
-                for b in range(0, n_blocks):
-                    cols = b * BLOCK + offs
-                    x = tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
-                    bmass = tl.where(bids == b, tl.sum(tl.where(x > low, x, 0.0)), bmass)
+                bmass = _above_pass(base, vocab, n_blocks, low, BLOCK, NB, UNROLL)
                 q = tl.sum(bmass)
         else:
             pivot0 = pc
             pivot1 = (pc + high) * 0.5
-            s0 = tl.zeros([NB], dtype=tl.float32)
-            s1 = tl.zeros([NB], dtype=tl.float32)
-            c0 = pid * 0
-            c1 = pid * 0
-            for b in range(0, n_blocks):
-                cols = b * BLOCK + offs
-                x = tl.load(base + cols, mask=cols < vocab, other=0.0).to(tl.float32)
-                g0 = x > pivot0
-                g1 = x > pivot1
-                s0 = tl.where(bids == b, tl.sum(tl.where(g0, x, 0.0)), s0)
-                s1 = tl.where(bids == b, tl.sum(tl.where(g1, x, 0.0)), s1)
-                c0 += tl.sum(g0.to(tl.int32))
-                c1 += tl.sum(g1.to(tl.int32))
+            s0, s1, c0, c1 = _test_pass(base, vocab, n_blocks, pivot0, pivot1, BLOCK, NB, UNROLL)
             a0 = tl.sum(s0)
             a1 = tl.sum(s1)
             if MODE == 1:

@@ -9,10 +9,12 @@ from .._library import TRITON_DTYPE, KernelVariant, register_op, register_varian
 from ..configs import arch_family
 from ..configs.sampling import (
     BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SPEC_BLOCK, row_block, sampler_tile, sampling_config, spec_block,
+    sampler_unroll, split_block, split_enabled, topk_cap,
 )
 from ..fake import sampling as contract
 from ..kernels import sampling as K
 from ..reference import sampling as ref
+from . import sampling_split as split
 
 MAX_ROUNDS = 32
 MAX_ITERS = 40
@@ -57,7 +59,8 @@ def _launch_sampler(mode, samples, probs, indices, k_arr, k_val, p_arr, p_val, s
         seed, offset, ticket(probs.device),
         n_out, vocab, probs.stride(0), int(k_val), float(p_val), ref.rng_increment(inc),
         int(indices is not None), int(k_arr is not None), int(p_arr is not None),
-        MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, **_opts(probs.device, block),
+        MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, UNROLL=sampler_unroll(block),
+        **_opts(probs.device, block),
     )
 
 
@@ -109,15 +112,49 @@ def sampling_from_logits_cuda(samples, logits, indices, deterministic, seed, off
 
 def softmax_cuda(out, logits, maybe_temperature_arr, temperature_val):
     contract.check_softmax(out, logits, maybe_temperature_arr, temperature_val)
+    _softmax(out, logits, maybe_temperature_arr, temperature_val)
+
+
+def _softmax(out, logits, maybe_temperature_arr, temperature_val):
     rows, vocab = logits.shape
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
+    sblock = split_block(rows, vocab) if block != SMALL_BLOCK and split_enabled() else None
+    if sblock is not None:
+        split.softmax_split(out, logits, maybe_temperature_arr, temperature_val, sblock)
+        return
     launch(K.softmax_kernel, (rows,),
         out, logits, maybe_temperature_arr if maybe_temperature_arr is not None else out,
         float(temperature_val), vocab, logits.stride(0), out.stride(0), int(maybe_temperature_arr is not None),
         BLOCK=block, **_opts(logits.device, block),
     )
+
+
+def top_k_top_p_sampling_from_logits_cuda(samples, logits, indices, maybe_top_k_arr, top_k_val, maybe_top_p_arr,
+                                          top_p_val, deterministic, seed, offset):
+    """top_k_first from logits: the vocabulary-split path for a scalar 0 < k < vocab (k <= the
+    largest survivor list); otherwise top_k_mask_logits -> softmax -> top-p rejection sampling
+    through float32 temporaries. Either way offset advances by n_out * ROUNDS_PER_ROW."""
+    contract.check_top_k_top_p_sampling_from_logits(samples, logits, indices, maybe_top_k_arr, top_k_val,
+                                                    maybe_top_p_arr, top_p_val, deterministic, seed, offset)
+    n_out = samples.shape[0]
+    rows, vocab = logits.shape
+    if n_out == 0:
+        return
+    inc = n_out * ref.ROUNDS_PER_ROW
+    k = int(top_k_val)
+    cap = topk_cap(k) if maybe_top_k_arr is None and 0 < k < vocab else None
+    block = split_block(rows, vocab) if cap is not None and split_enabled() else None
+    if block is not None:
+        split.top_k_top_p_from_logits_split(samples, logits, indices, k, maybe_top_p_arr, top_p_val, seed, offset,
+                                            ticket(logits.device), f32_dummy(logits.device), block, cap, inc)
+        return
+    masked = torch.empty(rows, vocab, dtype=torch.float32, device=logits.device)
+    _launch_top_k(masked, logits, maybe_top_k_arr, top_k_val, True)
+    probs = torch.empty_like(masked)
+    _softmax(probs, masked, None, 1.0)
+    _launch_sampler(K.MODE_TOP_P, samples, probs, indices, None, 0, maybe_top_p_arr, top_p_val, seed, offset, inc)
 
 
 def top_p_renorm_probs_cuda(renorm_probs, probs, maybe_top_p_arr, top_p_val):
@@ -138,6 +175,10 @@ def _launch_top_k(out, x, arr, k_val, is_mask):
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
+    sblock = split_block(rows, vocab) if block != SMALL_BLOCK and split_enabled() else None
+    if sblock is not None:
+        split.top_k_filter_split(out, x, arr, k_val, is_mask, sblock)
+        return
     launch(K.top_k_filter_kernel, (rows,),
         out, x, arr if arr is not None else ticket(x.device), vocab, x.stride(0), out.stride(0), int(k_val),
         int(arr is not None), IS_MASK=is_mask, BLOCK=block, **_opts(x.device, block),
@@ -220,6 +261,15 @@ def top_k_top_p_sampling_from_probs_cpu(samples, probs, indices, maybe_top_k_arr
     _cpu_sample(samples, dist, indices, seed, offset, samples.shape[0] * ref.ROUNDS_PER_ROW)
 
 
+def top_k_top_p_sampling_from_logits_cpu(samples, logits, indices, maybe_top_k_arr, top_k_val, maybe_top_p_arr,
+                                         top_p_val, deterministic, seed, offset):
+    contract.check_top_k_top_p_sampling_from_logits(samples, logits, indices, maybe_top_k_arr, top_k_val,
+                                                    maybe_top_p_arr, top_p_val, deterministic, seed, offset)
+    dist = ref.filtered_distribution("top_k_top_p", ref.softmax(logits), top_k=_param(maybe_top_k_arr, top_k_val),
+                                     top_p=_param(maybe_top_p_arr, top_p_val), filter_apply_order="top_k_first")
+    _cpu_sample(samples, dist, indices, seed, offset, samples.shape[0] * ref.ROUNDS_PER_ROW)
+
+
 def softmax_cpu(out, logits, maybe_temperature_arr, temperature_val):
     contract.check_softmax(out, logits, maybe_temperature_arr, temperature_val)
     out.copy_(ref.softmax(logits, _param(maybe_temperature_arr, temperature_val)))
@@ -265,6 +315,7 @@ for _name, _check in (
     ("top_k_sampling_from_probs", contract.check_top_k_sampling),
     ("min_p_sampling_from_probs", contract.check_min_p_sampling),
     ("top_k_top_p_sampling_from_probs", contract.check_top_k_top_p_sampling),
+    ("top_k_top_p_sampling_from_logits", contract.check_top_k_top_p_sampling_from_logits),
     ("softmax", contract.check_softmax),
     ("top_p_renorm_probs", contract.check_top_p_renorm),
     ("top_k_renorm_probs", contract.check_top_k_renorm),
@@ -293,11 +344,14 @@ def _register_variants():
                            "p_arr_ptr": "*fp32", "seed_ptr": "*i64", "offset_ptr": "*i64", "ticket_ptr": "*i32",
                            "n_out": "i32", "vocab": "i32", "stride_row": "i32", "k_val": "i32", "p_val": "fp32",
                            "inc": "i64", "has_indices": "i32", "has_k_arr": "i32", "has_p_arr": "i32",
-                           "MODE": "constexpr", "MAX_ROUNDS": "constexpr", "BLOCK": "constexpr", "NB": "constexpr"}
-                    register_variant(KernelVariant(
-                        kernel="sampling.sample_probs_kernel", variant=f"{mname}_{dt}_b{block}_nb{nb}",
-                        fn=K.sample_probs_kernel, signature=sig,
-                        constexprs=dict(MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb), options=opts(block)))
+                           "MODE": "constexpr", "MAX_ROUNDS": "constexpr", "BLOCK": "constexpr", "NB": "constexpr",
+                           "UNROLL": "constexpr"}
+                    for unroll in ((1,) if block == SMALL_BLOCK else (1, 2)):
+                        register_variant(KernelVariant(
+                            kernel="sampling.sample_probs_kernel", variant=f"{mname}_{dt}_b{block}_nb{nb}_u{unroll}",
+                            fn=K.sample_probs_kernel, signature=sig,
+                            constexprs=dict(MODE=mode, MAX_ROUNDS=MAX_ROUNDS, BLOCK=block, NB=nb, UNROLL=unroll),
+                            options=opts(block)))
                 sig = {"out_ptr": "*i32", "logits_ptr": f"*{dt}", "idx_ptr": "*i32", "seed_ptr": "*i64",
                        "offset_ptr": "*i64", "ticket_ptr": "*i32", "n_out": "i32", "vocab": "i32",
                        "stride_row": "i32", "inc": "i64", "has_indices": "i32", "BLOCK": "constexpr", "NB": "constexpr"}
@@ -328,6 +382,8 @@ def _register_variants():
         register_variant(KernelVariant(
             kernel="sampling.chain_speculative_kernel", variant=dt, fn=K.chain_speculative_kernel,
             signature=sig, constexprs=dict(BLOCK=SPEC_BLOCK), options=opts(SPEC_BLOCK)))
+
+    split.register_split_variants(_DIST)
 
 
 _register_variants()

@@ -219,7 +219,8 @@ def _filters(device):
 
 
 @selfcheck("sampling_from_probs", "sampling_from_logits", "top_p_sampling_from_probs", "top_k_sampling_from_probs",
-           "min_p_sampling_from_probs", "top_k_top_p_sampling_from_probs", "chain_speculative_sampling")
+           "min_p_sampling_from_probs", "top_k_top_p_sampling_from_probs", "top_k_top_p_sampling_from_logits",
+           "chain_speculative_sampling")
 def _samplers(device):
     """Samples must lie in each filter's support: returns the number that do not (tolerance 0)."""
     b, vocab, k, p, mp = 7, 989, 10, 0.5, 0.2
@@ -230,6 +231,10 @@ def _samplers(device):
     cum = sorted_p.cumsum(-1)
     nucleus = torch.zeros_like(topk).scatter_(1, order, (cum - sorted_p) < p)
     minp = probs >= mp * probs.max(-1, keepdim=True).values
+    renorm = torch.where(topk, probs, torch.zeros_like(probs))
+    renorm = renorm / renorm.sum(-1, keepdim=True)
+    sorted_r, order_r = renorm.sort(-1, descending=True)
+    nucleus_of_topk = torch.zeros_like(topk).scatter_(1, order_r, (sorted_r.cumsum(-1) - sorted_r) < p)
     draft = torch.softmax(torch.randn(b, 3, vocab), -1)
     draft_ids = torch.randint(0, vocab, (b, 3), dtype=torch.int32)
     target = torch.softmax(torch.randn(b, 4, vocab), -1)
@@ -245,6 +250,7 @@ def _samplers(device):
             (flashinfer.top_k_sampling_from_probs(P, k), topk),
             (flashinfer.min_p_sampling_from_probs(P, mp), minp),
             (flashinfer.top_k_top_p_sampling_from_probs(P, k, p, filter_apply_order="joint"), topk),
+            (flashinfer.top_k_top_p_sampling_from_logits(L, k, p), topk & nucleus_of_topk),
         ]
         for ids, support in cases:
             ids = ids.long().cpu()

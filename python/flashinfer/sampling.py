@@ -41,7 +41,9 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 import flashinfer_ops  # noqa: F401  (registers torch.ops.flashinfer)
+from flashinfer_ops.configs.sampling import split_enabled
 from flashinfer_ops.launch.sampling import f32_dummy, ticket
+from flashinfer_ops.launch.sampling_split import workspace
 from flashinfer_ops.reference.sampling import ROUNDS_PER_ROW, rng_increment
 
 _ops = torch.ops.flashinfer
@@ -103,6 +105,7 @@ def _seed_offset(device: torch.device, generator: Optional[torch.Generator], inc
         _RNG[key] = st
         ticket(device)
         f32_dummy(device)
+        workspace(device, 1)
     state = (gen.initial_seed(), gen.get_offset())
     if state != st.mirror:
         st.seed.fill_(_signed64(state[0]))
@@ -382,16 +385,33 @@ def top_k_top_p_sampling_from_logits(
 ) -> torch.Tensor:
     r"""Top-k and top-p sampling from logits.
 
-    ``"top_k_first"``: :func:`top_k_mask_logits` -> softmax -> :func:`top_p_sampling_from_probs`.
+    ``"top_k_first"``: top-p sampling (the rule of :func:`top_p_sampling_from_probs`) from
+    ``softmax(top_k_mask_logits(logits, top_k))``, in one operator: for a scalar ``top_k`` below
+    ``vocab_size`` (up to 256) a vocabulary-split radix select of the k-th largest logit, then one
+    draw from the survivors; otherwise mask -> softmax -> rejection sampling. The generator
+    advances as for :func:`top_p_sampling_from_probs`. (``FLASHINFER_SAMPLING_SPLIT=0``: the three
+    separate ops, as before.)
     ``"joint"``: softmax -> the joint kernel of :func:`top_k_top_p_sampling_from_probs`.
 
     Args:
         logits: ``[batch_size, vocab_size]``; other arguments as in
-        :func:`top_k_top_p_sampling_from_probs`.
+        :func:`top_k_top_p_sampling_from_probs` (``check_nan`` checks ``logits`` for
+        ``"top_k_first"``, the probabilities for ``"joint"``).
 
     Returns:
         int32 ``[batch_out]``.
     """
+    if filter_apply_order == "top_k_first" and split_enabled():
+        if check_nan:
+            _check_nan(logits, "logits")
+        k_arr, k_val = _int_param(top_k, logits)
+        p_arr, p_val = _float_param(top_p, logits)
+        indices = _indices(indices, logits)
+        samples = _samples_out(logits, indices)
+        seed, offset = _seed_offset(logits.device, generator, samples.shape[0] * ROUNDS_PER_ROW)
+        _ops.top_k_top_p_sampling_from_logits.default(samples, logits, indices, k_arr, k_val, p_arr, p_val,
+                                                      deterministic, seed, offset)
+        return samples
     if filter_apply_order == "top_k_first":
         masked = top_k_mask_logits(logits, top_k)
         probs = softmax(masked)

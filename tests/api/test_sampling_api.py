@@ -226,3 +226,29 @@ def test_cuda_graph_replays_differ_and_reseed_reproduces():
     sup = ref.sampler_support("top_k_top_p", torch.softmax(x, -1), top_k=20, top_p=0.9, filter_apply_order="top_k_first")
     for _, b in r1:
         assert sup[torch.arange(8, device="cuda"), b.long()].all()
+
+
+@pytest.mark.parametrize("split", ["1", "0"])
+def test_top_k_first_from_logits_both_paths(split, monkeypatch):
+    """FLASHINFER_SAMPLING_SPLIT=1: one operator (vocabulary-split kernels on a GPU); =0: the three
+    separate ops. Both draw inside the top-k-first support and advance the generator alike."""
+    monkeypatch.setenv("FLASHINFER_SAMPLING_SPLIT", split)
+    x = torch.randn(5, 400, device=DEV) * 3
+    idx = torch.arange(5, device=DEV, dtype=torch.int32).repeat(10)
+    g = torch.Generator(device=DEV).manual_seed(3)
+    o0 = g.get_offset() if HAS_GPU else None
+    for k, p in ((7, 0.6), (torch.tensor([1, 3, 5, 400, 0], dtype=torch.int32, device=DEV), 0.9)):
+        out = flashinfer.top_k_top_p_sampling_from_logits(x, k, p, indices=idx, generator=g)
+        sup = ref.sampler_support("top_k_top_p", torch.softmax(x, -1), top_k=k, top_p=p,
+                                  filter_apply_order="top_k_first")
+        assert out.dtype == torch.int32 and sup[idx.long(), out.long()].all()
+    if HAS_GPU:
+        assert g.get_offset() == o0 + 2 * ref.rng_increment(50 * 32)
+
+
+def test_top_k_first_from_logits_check_nan(monkeypatch):
+    monkeypatch.setenv("FLASHINFER_SAMPLING_SPLIT", "1")
+    x = torch.randn(2, 30, device=DEV)
+    x[1, 4] = float("nan")
+    with pytest.raises(ValueError, match="Input logits contains NaN."):
+        flashinfer.top_k_top_p_sampling_from_logits(x, 5, 0.9, check_nan=True)

@@ -47,7 +47,7 @@ def _rng(seed=None):
 @pytest.mark.parametrize("temp", [1.0, 0.5, 0.1])
 @pytest.mark.parametrize("temp_arr,neg_inf", [(False, False), (True, True)])
 @pytest.mark.parametrize("dtype", shapes(DTYPES, [torch.float32, torch.bfloat16]))
-def test_softmax(batch, vocab, temp, temp_arr, neg_inf, dtype):
+def test_softmax(batch, vocab, temp, temp_arr, neg_inf, dtype, split_mode):
     x = _logits(batch, vocab, scale=3.0, dtype=dtype)
     if neg_inf:
         x = x.masked_fill(torch.rand(batch, vocab, device=DEV) < 0.3, float("-inf"))
@@ -90,7 +90,7 @@ def _assert_top_p_renorm(out, probs, p):
 @pytest.mark.parametrize("vocab", VOCABS)
 @pytest.mark.parametrize("k", [1, 10, 100, 500])
 @pytest.mark.parametrize("per_row", [False, True])
-def test_top_k_renorm(batch, vocab, k, per_row):
+def test_top_k_renorm(batch, vocab, k, per_row, split_mode):
     probs = _probs(batch, vocab, scale=2.0)
     arr = torch.randint(1, max(2, min(k, vocab)) + 1, (batch,), dtype=torch.int32, device=DEV) if per_row else None
     out = poison(torch.empty_like(probs))
@@ -98,7 +98,7 @@ def test_top_k_renorm(batch, vocab, k, per_row):
     torch.testing.assert_close(out, ref.top_k_renorm_probs(probs, arr if per_row else k), rtol=1e-3, atol=1e-6)
 
 
-def test_top_k_ties_are_kept():
+def test_top_k_ties_are_kept(split_mode):
     probs = torch.tensor([[0.1, 0.2, 0.2, 0.2, 0.3], [0.25, 0.25, 0.25, 0.25, 0.0]], device=DEV)
     out = poison(torch.empty_like(probs))
     run_kernel("top_k_renorm_probs", out, probs, None, 2)
@@ -111,7 +111,7 @@ def test_top_k_ties_are_kept():
 @pytest.mark.parametrize("k", [1, 10, 100])
 @pytest.mark.parametrize("neg_inf", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_top_k_mask_logits(batch, vocab, k, neg_inf, dtype):
+def test_top_k_mask_logits(batch, vocab, k, neg_inf, dtype, split_mode):
     x = _logits(batch, vocab, scale=2.0, dtype=dtype)
     if neg_inf:
         x = x.masked_fill(torch.rand(batch, vocab, device=DEV) < 0.5, float("-inf"))
@@ -160,7 +160,7 @@ def _draw(kind, probs, indices, k=10, p=0.5, m=0.1, seed=None):
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("vocab", VOCABS)
 @pytest.mark.parametrize("dist", ["normal", "gumbel"])
-def test_sampler_support(kind, batch, vocab, dist):
+def test_sampler_support(kind, batch, vocab, dist, split_mode):
     probs = _probs(batch, vocab, dist, zero_ratio=0.5, scale=3.0)
     reps = shapes(20, 4)
     idx = torch.arange(batch, device=DEV, dtype=torch.int32).repeat(reps)
@@ -174,7 +174,7 @@ def test_sampler_support(kind, batch, vocab, dist):
 
 
 @pytest.mark.parametrize("kind", ["top_k", "top_p", "top_k_top_p", "min_p"])
-def test_per_row_params(kind):
+def test_per_row_params(kind, split_mode):
     b, v = shapes((33, 1000), (4, 120))
     probs = _probs(b, v, scale=3.0)
     k = torch.randint(1, 20, (b,), dtype=torch.int32, device=DEV)
@@ -314,3 +314,210 @@ def test_chain_speculative_equal_distributions_accept_everything():
     run_kernel("chain_speculative_sampling", out, acc, emit, draft, ids, target, True, *_rng())
     assert (emit == n).all() and (acc == n).all()
     assert torch.equal(out[:, :n], ids)
+
+
+# ---- vocabulary-split paths (kernels/sampling_split.py) ------------------------------------------
+
+from flashinfer_ops.configs.sampling import SPLIT_SMAX, split_block, topk_cap  # noqa: E402
+from flashinfer_ops.launch import sampling_split as split_launch  # noqa: E402
+
+
+@pytest.fixture(params=["split", "classic"])
+def split_mode(request, monkeypatch):
+    """FLASHINFER_SAMPLING_SPLIT=1 (vocabulary-split kernels) and =0 (the previous kernels)."""
+    monkeypatch.setenv("FLASHINFER_SAMPLING_SPLIT", "1" if request.param == "split" else "0")
+    return request.param
+
+
+def _split_logits(b, v, data, dtype):
+    """normal; rounded (many equal values, never +-0); few_values (ties everywhere); neg_inf (most
+    entries -inf, so the k-th largest is often -inf)."""
+    if data == "few_values":
+        x = torch.randint(1, 7, (b, v), device=DEV).float()
+    elif data == "rounded":
+        x = ((torch.randn(b, v, device=DEV) * 4).round() + 0.25) / 2
+    else:
+        x = torch.randn(b, v, device=DEV) * 3
+        if data == "neg_inf":
+            x = x.masked_fill(torch.rand(b, v, device=DEV) < 0.8, float("-inf"))
+    return x.to(dtype)
+
+
+def _workspace_clean():
+    ws = split_launch._WORKSPACE.get(torch.device(DEV))
+    return ws is None or not bool(ws.any())
+
+
+SPLIT_CASES = shapes([(1, 128256), (5, 32000), (64, 4097), (3, 1000)], [(1, 37), (3, 300), (2, 130)])
+
+
+@pytest.mark.parametrize("batch,vocab", SPLIT_CASES)
+@pytest.mark.parametrize("dtype,data", [(torch.float32, "normal"), (torch.bfloat16, "normal"),
+                                        (torch.float16, "rounded"), (torch.bfloat16, "few_values"),
+                                        (torch.float32, "neg_inf"), (torch.bfloat16, "neg_inf")])
+@pytest.mark.parametrize("k", [1, 7, 50])
+def test_split_top_k_survivors_exact(batch, vocab, dtype, data, k):
+    """Radix select + compaction against the sort-based definition: the threshold value, every
+    chunk's counts above / at the threshold and first tie column, and the packed survivors (column
+    and value) of each row, exactly."""
+    x = _split_logits(batch, vocab, data, dtype)
+    k = min(k, vocab - 1)
+    block, cap = split_block(batch, vocab), topk_cap(k)
+    ws, dense, meta = split_launch.top_k_survivors(x, k, block, cap)
+    try:
+        xf = x.float().cpu()
+        dense, meta = dense.cpu(), meta.cpu()
+        kth = xf.sort(-1, descending=True).values[:, k - 1]
+        n_s = -(-vocab // block)
+        thr = meta[:, 3 * SPLIT_SMAX].clone().view(torch.float32)
+        assert torch.equal(thr, kth)
+        for r in range(batch):
+            above, tie = xf[r] > kth[r], xf[r] == kth[r]
+            cols = torch.arange(vocab)
+            for c in range(n_s):
+                sl = slice(c * block, (c + 1) * block)
+                assert int(meta[r, c]) == int(above[sl].sum())
+                assert int(meta[r, SPLIT_SMAX + c]) == int(tie[sl].sum())
+                first = cols[sl][tie[sl]]
+                assert int(meta[r, 2 * SPLIT_SMAX + c]) == (int(first[0]) if first.numel() else 2**31 - 1)
+            n_a = int(meta[r, :n_s].sum())
+            assert n_a == int(above.sum()) and n_a < cap
+            packed = dense[r, :n_a]
+            got_cols = (2**31 - 1) - (packed & (2**31 - 1))
+            order = got_cols.argsort()
+            assert torch.equal(got_cols[order], above.nonzero().reshape(-1))
+            keys = (packed[order] >> 32).to(torch.int32)
+            vals = torch.where(keys < 0, keys ^ 0x7FFFFFFF, keys).view(torch.float32)
+            assert torch.equal(vals, xf[r, got_cols[order]])
+    finally:
+        ws.zero_()
+
+
+def _assert_top_k_first_support(out, x, idx, k, p):
+    """Draws inside top-p(top-k renormalised softmax); tokens whose strictly-larger mass is within
+    float error of p count as inside (the kernel sums in fixed point, the oracle in float64)."""
+    vocab = x.shape[1]
+    probs = ref.softmax(x)
+    sup = ref.sampler_support("top_k_top_p", probs, top_k=k, top_p=p, filter_apply_order="top_k_first")
+    edge = ref.top_p_boundary(ref.top_k_renorm_probs(probs, k), p) & ref.top_k_mask(probs, k) & (probs > 0)
+    out = out.long()
+    assert ((out >= 0) & (out < vocab)).all()
+    ok = (sup | edge)[idx.long(), out]
+    assert ok.all(), f"{int((~ok).sum())} draws outside the support"
+
+
+@pytest.mark.parametrize("batch,vocab", SPLIT_CASES)
+@pytest.mark.parametrize("dtype,data", [(torch.float32, "normal"), (torch.bfloat16, "rounded"),
+                                        (torch.float16, "few_values"), (torch.bfloat16, "neg_inf")])
+@pytest.mark.parametrize("k,p,per_row_p", [(1, 0.9, False), (10, 0.5, False), (50, 0.95, True), (5, 0.0, False)])
+def test_split_top_k_top_p_from_logits_support(batch, vocab, dtype, data, k, p, per_row_p):
+    x = _split_logits(batch, vocab, data, dtype)
+    p_arr = torch.rand(batch, device=DEV) * 0.9 + 0.05 if per_row_p else None
+    idx = torch.randperm(batch, device=DEV).to(torch.int32).repeat(shapes(20, 5))[: shapes(97, 13)]
+    out = poison(torch.empty(idx.shape[0], dtype=torch.int32, device=DEV))
+    s, o = _rng()
+    run_kernel("top_k_top_p_sampling_from_logits", out, x, idx, None, k, p_arr, p, True, s, o)
+    _assert_top_k_first_support(out, x, idx, k, p_arr if per_row_p else p)
+    assert int(o) == ref.rng_increment(idx.shape[0] * ref.ROUNDS_PER_ROW)
+    assert _workspace_clean()
+
+
+@pytest.mark.parametrize("k_kind", ["tensor", "zero", "vocab", "over_cap"])
+def test_top_k_top_p_from_logits_composed_fallback(k_kind):
+    """Per-row k, k <= 0, k >= vocab and k above the survivor list take the composed path."""
+    b, v = shapes((9, 3000), (3, 300))
+    x = _split_logits(b, v, "normal", torch.bfloat16)
+    k_arr, k = None, {"zero": 0, "vocab": v, "over_cap": 260, "tensor": 0}[k_kind]
+    if k_kind == "tensor":
+        k_arr = torch.randint(1, 40, (b,), dtype=torch.int32, device=DEV)
+    out = poison(torch.empty(b, dtype=torch.int32, device=DEV))
+    s, o = _rng()
+    run_kernel("top_k_top_p_sampling_from_logits", out, x, None, k_arr, k, None, 0.8, True, s, o)
+    _assert_top_k_first_support(out, x, torch.arange(b, device=DEV), k_arr if k_arr is not None else k, 0.8)
+    assert int(o) == ref.rng_increment(b * ref.ROUNDS_PER_ROW)
+
+
+def test_split_top_k_top_p_deterministic_and_ties_drawn_uniformly():
+    """One row: the value 3 once, the k-th value 2 at three columns (the last two adjacent, in one
+    chunk other than the first's: the chunk-scan path), the rest lower; k = 2, p = 0.99 keeps all
+    four survivors. Same (seed, offset) gives the same draws; the frequencies match
+    e^3 : e^2 : e^2 : e^2 (chi-square)."""
+    v = shapes(5000, 40)
+    x = torch.randn(1, v, device=DEV) - 4.0
+    ties = [3, v - 5, v - 4]
+    x[0, ties] = 2.0
+    x[0, v - 2] = 3.0
+    x = x.to(torch.bfloat16)
+    n = shapes(1 << 16, 480)
+    idx = torch.zeros(n, dtype=torch.int32, device=DEV)
+    outs = []
+    for _ in range(2):
+        out = poison(torch.empty(n, dtype=torch.int32, device=DEV))
+        s, o = _rng(seed=4242)
+        run_kernel("top_k_top_p_sampling_from_logits", out, x, idx, None, 2, None, 0.99, True, s, o)
+        outs.append(out)
+    assert torch.equal(outs[0], outs[1])
+    target = torch.zeros(v, dtype=torch.float64)
+    target[v - 2] = math.exp(3.0)
+    target[ties] = math.exp(2.0)
+    _freq_check(torch.bincount(outs[0].long().cpu(), minlength=v), target, n)
+
+
+@pytest.mark.parametrize("data", ["normal", "few_values"])
+def test_split_softmax_deterministic(data):
+    """The split softmax combines the chunk statistics in a fixed order: bitwise equal reruns."""
+    b, v = shapes((7, 50000), (2, 300))
+    x = _split_logits(b, v, data, torch.bfloat16)
+    outs = []
+    for _ in range(2):
+        out = poison(torch.empty(b, v, device=DEV))
+        run_kernel("softmax", out, x, None, 0.7)
+        outs.append(out)
+    assert torch.equal(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], ref.softmax(x, 0.7), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("k,p", [(50, 0.9), (5, 0.5), (256, 0.95)])
+def test_split_top_k_top_p_from_logits_frequencies(k, p):
+    x = _logits(1, 128256, scale=3.0, dtype=torch.bfloat16)
+    idx = torch.zeros(N_DRAWS, dtype=torch.int32, device=DEV)
+    out = torch.empty(N_DRAWS, dtype=torch.int32, device=DEV)
+    run_kernel("top_k_top_p_sampling_from_logits", out, x, idx, None, k, None, p, True, *_rng())
+    target = ref.filtered_distribution("top_k_top_p", ref.softmax(x), top_k=k, top_p=p,
+                                       filter_apply_order="top_k_first")[0]
+    _freq_check(torch.bincount(out.long(), minlength=x.shape[1]), target, N_DRAWS)
+
+
+def test_split_strided_rows_and_fewer_outputs_than_rows():
+    """Padded rows (stride > vocab) through the split softmax and the top-k-first sampler, with
+    indices drawing from one row of many: every input row's workspace is still cleaned."""
+    b, v = shapes((40, 6000), (5, 200))
+    x = strided(_split_logits(b, v, "normal", torch.bfloat16))
+    out = poison(torch.empty(b, v, device=DEV))
+    run_kernel("softmax", out, x, None, 1.3)
+    torch.testing.assert_close(out, ref.softmax(x, 1.3), rtol=1e-4, atol=1e-6)
+    idx = torch.full((3,), b - 2, dtype=torch.int32, device=DEV)
+    samples = poison(torch.empty(3, dtype=torch.int32, device=DEV))
+    s, o = _rng()
+    run_kernel("top_k_top_p_sampling_from_logits", samples, x, idx, None, 9, None, 0.7, True, s, o)
+    _assert_top_k_first_support(samples, x, idx, 9, 0.7)
+    assert _workspace_clean()
+
+
+@pytest.mark.parametrize("dtype,data", [(torch.float32, "normal"), (torch.bfloat16, "few_values"),
+                                        (torch.float16, "rounded"), (torch.bfloat16, "neg_inf")])
+def test_top_k_filters_per_row_k_with_keep_all_rows(dtype, data, split_mode):
+    """Per-row k with rows that keep everything (k <= 0, k == vocab, k > vocab), exact against the
+    sort-based definition, ties kept; the split path leaves its workspace clean."""
+    b, v = shapes((6, 20000), (6, 300))
+    x = _split_logits(b, v, data, dtype)
+    k = torch.tensor([0, 1, 17, v, v + 5, -3], dtype=torch.int32, device=DEV)
+    out = poison(torch.empty(b, v, device=DEV))
+    run_kernel("top_k_mask_logits", out, x, k, 0)
+    assert torch.equal(out, ref.top_k_mask_logits(x, k))
+    probs = torch.softmax(x.float(), -1).to(dtype)
+    out = poison(torch.empty(b, v, device=DEV))
+    run_kernel("top_k_renorm_probs", out, strided(probs), k, 0)
+    torch.testing.assert_close(out, ref.top_k_renorm_probs(probs, k), rtol=1e-5, atol=1e-7)
+    assert _workspace_clean()

@@ -61,6 +61,17 @@ def _joint(device):
     return out
 
 
+def _joint_logits(device):
+    """Scalar k (the split path on a GPU), a per-row k (the composed path), k >= vocab."""
+    out = []
+    for n, ((s, p, i, k_arr, k_val, p_arr, p_val, *rest)) in enumerate(_joint(device)):
+        x = (torch.randn(p.shape, device=device) * 3).to(p.dtype)
+        if not p.is_contiguous():
+            x = strided(x)
+        out.append((s, x, i, k_arr, k_val if n != 4 else 100, p_arr, p_val, *rest))
+    return out
+
+
 def _softmax(device):
     out = []
     for n, (p, _) in enumerate(_dists(device)):
@@ -106,6 +117,7 @@ SAMPLES = {
     "top_k_sampling_from_probs.default": lambda d: _with_param(d, "top_k"),
     "min_p_sampling_from_probs.default": lambda d: _with_param(d, "min_p"),
     "top_k_top_p_sampling_from_probs.default": _joint,
+    "top_k_top_p_sampling_from_logits.default": _joint_logits,
     "top_p_renorm_probs.default": lambda d: _filter(d, "top_p"),
     "top_k_renorm_probs.default": lambda d: _filter(d, "top_k"),
     "top_k_mask_logits.default": lambda d: _filter(d, "mask"),
