@@ -59,11 +59,16 @@ def sweep_flush(ceiling):
 
 # ---- norm -------------------------------------------------------------------------------------
 
-def sweep_norm(ceiling):
+NORM_TILES = [(bm, w) for bm in (1, 2, 4) for w in (4, 8, 16, 32)]
+
+
+def _sweep_norm(ceiling, section, modes, evicts, tiles, peer_reps=1):
+    """rmsnorm / fused_add_rmsnorm bf16 at 4096x4096 and 16384x8192 for each (flush mode, eviction
+    hint, (rows a program, warps)), with the torch.compile'd references as the yardstick."""
     import flashinfer
+    from flashinfer_ops.configs import LaunchConfig
     from flashinfer_ops.launch import norm as launch_norm
     from flashinfer_ops.reference import norm as ref
-    from flashinfer_ops.configs import LaunchConfig
 
     orig = launch_norm._launch_plan
     ref_rms = torch.compile(ref.rmsnorm, dynamic=False)
@@ -73,24 +78,25 @@ def sweep_norm(ceiling):
         r = torch.randn(m, n, dtype=torch.bfloat16, device="cuda")
         w = torch.randn(n, dtype=torch.bfloat16, device="cuda")
         o = torch.empty_like(x)
-        for mode in ("write", "read"):
+        for mode in modes:
             common.FLUSH_MODE = mode
-            emit(section="norm", shape=[m, n], mode=mode, setting="torch.compile",
-                 rms_us=round(time_device_us([lambda: ref_rms(x, w, 1e-6)]), 2),
-                 add_us=round(time_device_us([lambda: ref_fused(x, r, w, 1e-6)]), 2))
-            for block_m in (1, 2, 4):
-                for warps in (4, 8, 16, 32):
+            for rep in range(peer_reps):
+                emit(section=section, shape=[m, n], mode=mode, setting="torch.compile", rep=rep,
+                     rms_us=round(time_device_us([lambda: ref_rms(x, w, 1e-6)]), 2),
+                     add_us=round(time_device_us([lambda: ref_fused(x, r, w, 1e-6)]), 2))
+            for evict in evicts:
+                for block_m, warps in tiles:
                     if block_m * n // (warps * 32) < 8:
                         continue
 
-                    def plan(family, hidden, bm=block_m, nw=warps):
-                        return bm, n, True, LaunchConfig(num_warps=nw, num_stages=1).options(family)
+                    def plan(family, hidden, bm=block_m, nw=warps, ev=evict):
+                        return bm, n, True, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
 
                     launch_norm._launch_plan = plan
                     try:
                         rms = time_device_us([lambda: flashinfer.rmsnorm(x, w, out=o)])
                         add = time_device_us([lambda: flashinfer.fused_add_rmsnorm(x, r, w)])
-                        emit(section="norm", shape=[m, n], mode=mode, block_m=block_m, warps=warps,
+                        emit(section=section, shape=[m, n], mode=mode, evict=evict, block_m=block_m, warps=warps,
                              rms_us=round(rms, 2), rms_pct=_pct(2 * m * n * 2, rms, ceiling),
                              add_us=round(add, 2), add_pct=_pct(4 * m * n * 2, add, ceiling))
                     finally:
@@ -98,39 +104,15 @@ def sweep_norm(ceiling):
     common.FLUSH_MODE = "write"
 
 
+def sweep_norm(ceiling):
+    """Tile shapes under both flush methods (no eviction hint)."""
+    _sweep_norm(ceiling, "norm", ("write", "read"), ("",), NORM_TILES)
+
+
 def sweep_norm2(ceiling):
-    """Eviction hint on the single-pass row loads x tile shape, against torch.compile (write flush)."""
-    import flashinfer
-    from flashinfer_ops.configs import LaunchConfig
-    from flashinfer_ops.launch import norm as launch_norm
-    from flashinfer_ops.reference import norm as ref
-
-    orig = launch_norm._launch_plan
-    ref_rms = torch.compile(ref.rmsnorm, dynamic=False)
-    ref_fused = torch.compile(ref.fused_add_rmsnorm, dynamic=False)
-    for m, n in ((4096, 4096), (16384, 8192)):
-        x = torch.randn(m, n, dtype=torch.bfloat16, device="cuda")
-        r = torch.randn(m, n, dtype=torch.bfloat16, device="cuda")
-        w = torch.randn(n, dtype=torch.bfloat16, device="cuda")
-        o = torch.empty_like(x)
-        for rep in range(2):
-            emit(section="norm2", shape=[m, n], setting="torch.compile", rep=rep,
-                 rms_us=round(time_device_us([lambda: ref_rms(x, w, 1e-6)]), 2),
-                 add_us=round(time_device_us([lambda: ref_fused(x, r, w, 1e-6)]), 2))
-        for evict in ("", "evict_first", "evict_last"):
-            for block_m, warps in ((1, 4), (1, 8), (2, 4), (2, 8), (2, 16), (1, 16)):
-                def plan(family, hidden, bm=block_m, nw=warps, ev=evict):
-                    return bm, n, True, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
-
-                launch_norm._launch_plan = plan
-                try:
-                    rms = time_device_us([lambda: flashinfer.rmsnorm(x, w, out=o)])
-                    add = time_device_us([lambda: flashinfer.fused_add_rmsnorm(x, r, w)])
-                    emit(section="norm2", shape=[m, n], evict=evict, block_m=block_m, warps=warps,
-                         rms_us=round(rms, 2), rms_pct=_pct(2 * m * n * 2, rms, ceiling),
-                         add_us=round(add, 2), add_pct=_pct(4 * m * n * 2, add, ceiling))
-                finally:
-                    launch_norm._launch_plan = orig
+    """Eviction hint x a few tile shapes, write flush, the peers timed twice."""
+    _sweep_norm(ceiling, "norm2", ("write",), ("", "evict_first", "evict_last"),
+                [(1, 4), (1, 8), (2, 4), (2, 8), (2, 16), (1, 16)], peer_reps=2)
 
 
 # ---- rope -------------------------------------------------------------------------------------
@@ -271,16 +253,21 @@ def sweep_decode(ceiling):
     # split of device time between the decode and merge kernels (shipped table)
     for batch, kv_len in ((1, 32768), (16, 4096)):
         w, cache, q, out, _ = _wrapper(batch, kv_len, torch.bfloat16)
-        w.run(q, cache, out=out)
+        _decode_profile(w, q, cache, out, batch, kv_len)
+
+
+def _decode_profile(w, q, cache, out, batch, kv_len):
+    """Device time per kernel of one planned decode run() (cold L2), from the profiler."""
+    w.run(q, cache, out=out)
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            common.flush_l2()
+            w.run(q, cache, out=out)
         torch.cuda.synchronize()
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            for _ in range(5):
-                common.flush_l2()
-                w.run(q, cache, out=out)
-            torch.cuda.synchronize()
-        emit(section="decode_profile", batch=batch, kv=kv_len,
-             kernels=[(e.key, round(e.device_time_total / e.count, 2)) for e in prof.key_averages()
-                      if e.device_time_total > 0])
+    emit(section="decode_profile", batch=batch, kv=kv_len,
+         kernels=[(e.key, round(e.device_time_total / e.count, 2)) for e in prof.key_averages()
+                  if e.device_time_total > 0])
 
 
 def sweep_decode_h200(ceiling):
@@ -342,16 +329,7 @@ def sweep_decode_h200(ceiling):
         if kvdt == torch.bfloat16 and batch <= 16:
             w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
             w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16)
-            w.run(q, cache, out=out)
-            torch.cuda.synchronize()
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-                for _ in range(5):
-                    common.flush_l2()
-                    w.run(q, cache, out=out)
-                torch.cuda.synchronize()
-            emit(section="decode_profile", batch=batch, kv=kv_len,
-                 kernels=[(e.key, round(e.device_time_total / e.count, 2)) for e in prof.key_averages()
-                          if e.device_time_total > 0])
+            _decode_profile(w, q, cache, out, batch, kv_len)
         del cache
         torch.cuda.empty_cache()
 

@@ -361,15 +361,20 @@ def top_k_top_p_sampling_from_probs(
                                          check_nan=check_nan)
     if filter_apply_order != "joint":
         raise ValueError(f"Invalid filter_apply_order {filter_apply_order}")
+    return _top_k_top_p_op(_ops.top_k_top_p_sampling_from_probs, probs, "probs", top_k, top_p, indices,
+                           deterministic, generator, check_nan)
+
+
+def _top_k_top_p_op(op, x, name, top_k, top_p, indices, deterministic, generator, check_nan):
+    """One call of a top-k + top-p sampling op over `x` ([batch, vocab] probs or logits)."""
     if check_nan:
-        _check_nan(probs, "probs")
-    k_arr, k_val = _int_param(top_k, probs)
-    p_arr, p_val = _float_param(top_p, probs)
-    indices = _indices(indices, probs)
-    samples = _samples_out(probs, indices)
-    seed, offset = _seed_offset(probs.device, generator, samples.shape[0] * ROUNDS_PER_ROW)
-    _ops.top_k_top_p_sampling_from_probs.default(samples, probs, indices, k_arr, k_val, p_arr, p_val,
-                                                 deterministic, seed, offset)
+        _check_nan(x, name)
+    k_arr, k_val = _int_param(top_k, x)
+    p_arr, p_val = _float_param(top_p, x)
+    indices = _indices(indices, x)
+    samples = _samples_out(x, indices)
+    seed, offset = _seed_offset(x.device, generator, samples.shape[0] * ROUNDS_PER_ROW)
+    op.default(samples, x, indices, k_arr, k_val, p_arr, p_val, deterministic, seed, offset)
     return samples
 
 
@@ -402,16 +407,8 @@ def top_k_top_p_sampling_from_logits(
         int32 ``[batch_out]``.
     """
     if filter_apply_order == "top_k_first" and split_enabled():
-        if check_nan:
-            _check_nan(logits, "logits")
-        k_arr, k_val = _int_param(top_k, logits)
-        p_arr, p_val = _float_param(top_p, logits)
-        indices = _indices(indices, logits)
-        samples = _samples_out(logits, indices)
-        seed, offset = _seed_offset(logits.device, generator, samples.shape[0] * ROUNDS_PER_ROW)
-        _ops.top_k_top_p_sampling_from_logits.default(samples, logits, indices, k_arr, k_val, p_arr, p_val,
-                                                      deterministic, seed, offset)
-        return samples
+        return _top_k_top_p_op(_ops.top_k_top_p_sampling_from_logits, logits, "logits", top_k, top_p, indices,
+                               deterministic, generator, check_nan)
     if filter_apply_order == "top_k_first":
         masked = top_k_mask_logits(logits, top_k)
         probs = softmax(masked)
