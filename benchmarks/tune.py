@@ -271,8 +271,8 @@ def _decode_profile(w, q, cache, out, batch, kv_len):
 
 
 def sweep_decode_h200(ceiling):
-    """Decode settings that could move on a faster-memory part (H200): KV-head-fastest grid order,
-    tile depth, resident programs per SM, the fp8 prefetch loop. One cache per case, re-planned per
+    """Decode settings that could move on a faster-memory part (H200): page ids a tile ahead, tile
+    depth, resident programs per SM, the fp8 prefetch loop. One cache per case, re-planned per
     setting."""
     from flashinfer_ops.configs import LaunchConfig
     from flashinfer_ops.configs.attention import decode as cfg
@@ -281,15 +281,13 @@ def sweep_decode_h200(ceiling):
 
     from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _workspace
 
-    names = ("decode_config", "block_n", "resident_programs", "prefetch", "HEAD_MAJOR_DEFAULT")
+    names = ("decode_config", "block_n", "resident_programs", "prefetch")
     orig = {n: getattr(cfg, n) for n in names}
 
-    def apply(hm=None, bn=None, stages=None, warps=4, pps=None, prefetch=None, pa=None):
+    def apply(bn=None, stages=None, warps=4, pps=None, prefetch=None, pa=None):
         os.environ.pop("FLASHINFER_DECODE_PAGES_AHEAD", None)
         if pa is not None:
             os.environ["FLASHINFER_DECODE_PAGES_AHEAD"] = "1" if pa else "0"
-        if hm is not None:
-            cfg.HEAD_MAJOR_DEFAULT = hm
         if bn is not None:
             cfg.block_n = lambda f, d, p8, r, b=bn: b
         if stages is not None:

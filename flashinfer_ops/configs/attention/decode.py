@@ -22,7 +22,6 @@ MERGE_BLOCK_C = 32
 PROGRAMS_PER_SM = 8  # AMD (not measured there)
 MIN_CHUNK_TOKENS = 256
 CHUNK_ALIGN = 64
-HEAD_MAJOR_DEFAULT = False
 
 
 def resident_programs(family: str, fp8: bool) -> int:
@@ -67,14 +66,6 @@ def pages_ahead(family: str, prefetch_on: bool) -> bool:
     num_stages 3) then keeps a single K/V tile in flight per program; with it, two (TTGIR checked
     on the CPU: 1x32x128 vs 2x32x128 shared buffers). FLASHINFER_DECODE_PAGES_AHEAD=0 turns it off."""
     return not prefetch_on and os.environ.get("FLASHINFER_DECODE_PAGES_AHEAD", "1") != "0"
-
-
-def head_major(n_items: int) -> bool:
-    """Order the grid KV-head-fastest (decode_kernel HEAD_MAJOR); FLASHINFER_DECODE_HEAD_MAJOR=0/1
-    overrides (A/B experiments). Grid dimension 1 holds at most 65535 work items then."""
-    env = os.environ.get("FLASHINFER_DECODE_HEAD_MAJOR")
-    on = HEAD_MAJOR_DEFAULT if env is None else env != "0"
-    return on and n_items <= 65535
 
 
 def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:

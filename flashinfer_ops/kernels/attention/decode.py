@@ -128,11 +128,9 @@ def decode_kernel(
     qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
     BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
     ROPE: tl.constexpr, DOT_F32: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-    HEAD_MAJOR: tl.constexpr = False, PAGES_AHEAD: tl.constexpr = False,
+    PAGES_AHEAD: tl.constexpr = False,
 ):
-    """Grid (work items, H_kv, cdiv(group, BLOCK_H)), or (H_kv, work items, ...) with HEAD_MAJOR
-    (consecutive programs then read the same tokens of different KV heads: neighbouring rows of an
-    NHD page).
+    """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
 
     single_n > 0: one dense request split in single_n chunks of single_chunk tokens (single
     decode; the cache is one page of single_len tokens); else rows of the work table.
@@ -141,12 +139,8 @@ def decode_kernel(
     qk_scale = sm_scale * k_scale. Writes lse only when has_lse. DOT_F32 (Triton's CPU interpreter
     only, whose bf16 tl.dot is wrong) runs the products in float32. PREFETCH (not with ROPE)
     double-buffers K/V tiles in registers."""
-    if HEAD_MAJOR:
-        kvh = tl.program_id(0)
-        w = tl.program_id(1)
-    else:
-        w = tl.program_id(0)
-        kvh = tl.program_id(1)
+    w = tl.program_id(0)
+    kvh = tl.program_id(1)
     hb = tl.program_id(2)
     LOG2E: tl.constexpr = 1.4426950408889634
     if single_n > 0:

@@ -80,9 +80,8 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     has_lse = lse is not None
     lse_t = lse if has_lse else tmp_lse
     s_lb = lse.stride(0) if has_lse and lse.dim() == 2 else 0
-    head_major = cfg.head_major(n_items)
     prefetch = cfg.prefetch(fmt == KV_FMT_NATIVE, rope)
-    grid = ((h_kv, n_items) if head_major else (n_items, h_kv)) + (triton.cdiv(group, cfg.BLOCK_H),)
+    grid = (n_items, h_kv, triton.cdiv(group, cfg.BLOCK_H))
     launch(decode_kernel, grid,
         q3, _kv_ptr(k, fmt), _kv_ptr(v, fmt), idx, work, out, lse_t, tmp_o, tmp_lse,
         q3.stride(0), q3.stride(1), s_kp, k.stride(-3), k.stride(-2), s_vp, v.stride(-3), v.stride(-2),
@@ -91,7 +90,7 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         scal["qk_scale"] * unpack, scal["soft_cap"], scal["window_left"], scal["alibi_n"], scal["rope_rcp_scale"],
         scal["rope_log2_theta"], float(v_scale) * unpack,
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=fmt,
-        ROPE=rope, DOT_F32=interpreting(), PREFETCH=prefetch, HEAD_MAJOR=head_major,
+        ROPE=rope, DOT_F32=interpreting(), PREFETCH=prefetch,
         PAGES_AHEAD=cfg.pages_ahead(family, prefetch),
         **cfg.decode_config(family, d, fp8, rope).options(family),
     )
@@ -292,7 +291,7 @@ def _register_variants():
                     for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                         sig[name] = "fp32"
                     ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False, PREFETCH=False,
-                              PAGES_AHEAD=cfg.pages_ahead("gfx942", False), HEAD_MAJOR=False)
+                              PAGES_AHEAD=cfg.pages_ahead("gfx942", False))
                     for k in ce:
                         sig[k] = "constexpr"
                     sig["BLOCK_N"] = "constexpr"
