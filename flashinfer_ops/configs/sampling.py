@@ -102,21 +102,6 @@ def split_block(rows: int, vocab: int) -> Optional[int]:
     return fits[0]
 
 
-# Rows up to which the radix-select split kernels (fused top-k-first sampling from logits, top-k
-# mask / renorm) replace the one-program-per-row kernels. H200 2026-12-04, vocab 128256, k 50,
-# p 0.9 (`python -m benchmarks --ops sampling`, us vs us_split_off): batch 1 35.4 vs 373.4 us,
-# batch 64 408.0 vs 403.0, batch 256 1541 vs 878 (the first digit's histogram concentrates on a
-# few bins: atomic contention grows with the rows). Softmax's split kernels have no histogram and
-# stay on at every batch (256 rows: 89.0 vs 105.6 us).
-SPLIT_TOPK_MAX_ROWS = 32
-
-
-def split_topk_rows_ok(rows: int) -> bool:
-    """Whether the radix-select split kernels are used for `rows` rows (see SPLIT_TOPK_MAX_ROWS);
-    always under the interpreter, whose tests exercise them on small batches."""
-    return interpreting() or rows <= SPLIT_TOPK_MAX_ROWS
-
-
 def topk_cap(k: int) -> Optional[int]:
     for cap in TOPK_CAPS:
         if k <= cap:

@@ -9,7 +9,7 @@ from .._library import TRITON_DTYPE, KernelVariant, register_op, register_varian
 from ..configs import arch_family
 from ..configs.sampling import (
     BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SPEC_BLOCK, row_block, sampler_tile, sampling_config, spec_block,
-    sampler_unroll, split_block, split_enabled, split_topk_rows_ok, topk_cap,
+    sampler_unroll, split_block, split_enabled, topk_cap,
 )
 from ..fake import sampling as contract
 from ..kernels import sampling as K
@@ -145,7 +145,7 @@ def top_k_top_p_sampling_from_logits_cuda(samples, logits, indices, maybe_top_k_
     inc = n_out * ref.ROUNDS_PER_ROW
     k = int(top_k_val)
     cap = topk_cap(k) if maybe_top_k_arr is None and 0 < k < vocab else None
-    block = split_block(rows, vocab) if cap is not None and split_enabled() and split_topk_rows_ok(rows) else None
+    block = split_block(rows, vocab) if cap is not None and split_enabled() else None
     if block is not None:
         split.top_k_top_p_from_logits_split(samples, logits, indices, k, maybe_top_p_arr, top_p_val, seed, offset,
                                             ticket(logits.device), f32_dummy(logits.device), block, cap, inc)
@@ -175,7 +175,7 @@ def _launch_top_k(out, x, arr, k_val, is_mask):
     if rows == 0 or vocab == 0:
         return
     block = row_block(vocab)
-    use_split = block != SMALL_BLOCK and split_enabled() and split_topk_rows_ok(rows)
+    use_split = block != SMALL_BLOCK and split_enabled()
     sblock = split_block(rows, vocab) if use_split else None
     if sblock is not None:
         split.top_k_filter_split(out, x, arr, k_val, is_mask, sblock)

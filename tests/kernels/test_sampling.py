@@ -521,15 +521,3 @@ def test_top_k_filters_per_row_k_with_keep_all_rows(dtype, data, split_mode):
     run_kernel("top_k_renorm_probs", out, strided(probs), k, 0)
     torch.testing.assert_close(out, ref.top_k_renorm_probs(probs, k), rtol=1e-5, atol=1e-7)
     assert _workspace_clean()
-
-
-def test_split_topk_rows_rule(monkeypatch):
-    """The radix-select split kernels serve small batches only (H200: 10x faster at batch 1, equal at
-    64, 1.75x slower at 256); the interpreter always takes them so CI exercises them."""
-    from flashinfer_ops.configs import sampling as scfg
-
-    monkeypatch.setattr(scfg, "interpreting", lambda: False)
-    assert scfg.split_topk_rows_ok(1) and scfg.split_topk_rows_ok(scfg.SPLIT_TOPK_MAX_ROWS)
-    assert not scfg.split_topk_rows_ok(scfg.SPLIT_TOPK_MAX_ROWS + 1) and not scfg.split_topk_rows_ok(256)
-    monkeypatch.setattr(scfg, "interpreting", lambda: True)
-    assert scfg.split_topk_rows_ok(256)
