@@ -37,8 +37,11 @@ def norm_kernel(
     LayerNorm: y = (x - mean) * rsqrt(var + eps) * w + b.
     FUSED_ADD: x = in + res (fp32) is first stored back to res; y overwrites out (== in).
     SINGLE_PASS keeps a whole row in registers (BLOCK_N >= hidden); otherwise two passes over
-    BLOCK_N-wide chunks (the second re-reads the stored residual). EVICT: the cache eviction hint
-    of the single-pass row loads ("" or "evict_first": each row is read once)."""
+    BLOCK_N-wide chunks: the first only reads (the row statistics), the second reads the same
+    chunks again (from L2 when the row fits there), recomputes x in fp32 and writes; so the
+    fused-add variant normalises the unrounded sum in both forms, and nothing is written before
+    the statistics are known. EVICT: the cache eviction hint of the row loads of the single pass
+    and of the two-pass variant's first pass ("", "evict_last", "evict_first")."""
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     row_mask = rows < n_rows
@@ -78,11 +81,11 @@ def norm_kernel(
         for start in range(0, hidden, BLOCK_N):
             cols = start + tl.arange(0, BLOCK_N)
             mask = row_mask[:, None] & (cols < hidden)[None, :]
-            x = tl.load(in_ptr + in_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(in_ptr + in_row[:, None] + cols[None, :], mask=mask, other=0.0,
+                        eviction_policy=EVICT).to(tl.float32)
             if FUSED_ADD:
-                r = tl.load(res_ptr + res_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-                x = x + r
-                tl.store(res_ptr + res_row[:, None] + cols[None, :], x.to(res_ptr.dtype.element_ty), mask=mask)
+                x += tl.load(res_ptr + res_row[:, None] + cols[None, :], mask=mask, other=0.0,
+                             eviction_policy=EVICT).to(tl.float32)
             sum_x += tl.sum(x, axis=1)
             sum_xx += tl.sum(x * x, axis=1)
         if LAYERNORM:
@@ -95,10 +98,10 @@ def norm_kernel(
             cols = start + tl.arange(0, BLOCK_N)
             col_mask = cols < hidden
             mask = row_mask[:, None] & col_mask[None, :]
+            x = tl.load(in_ptr + in_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
             if FUSED_ADD:
-                x = tl.load(res_ptr + res_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-            else:
-                x = tl.load(in_ptr + in_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                x += tl.load(res_ptr + res_row[:, None] + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                tl.store(res_ptr + res_row[:, None] + cols[None, :], x.to(res_ptr.dtype.element_ty), mask=mask)
             w = tl.load(w_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
             if LAYERNORM:
                 b = tl.load(b_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
