@@ -208,6 +208,166 @@ def sweep_rope2(ceiling):
                 launch_rope._plan, launch_rope.heads_per_program = orig_plan, orig_hpp
 
 
+# ---- cold vs steady, norm and rope ------------------------------------------------------------
+
+def _both(fns, ceiling, nbytes):
+    """Cold (write flush) and steady-state us and % of the ceiling of the same calls."""
+    cold = time_device_us(fns)
+    st = common.steady_us(fns)
+    return dict(cold_us=round(cold, 2), cold_pct=_pct(nbytes, cold, ceiling),
+                steady_us=round(st, 2) if st else None, steady_pct=_pct(nbytes, st, ceiling) if st else None)
+
+
+def sweep_steady(ceiling):
+    """Each launch setting of rmsnorm / fused-add (4096x4096, 16384x8192) and the in-place RoPE
+    (4096 tokens) timed both ways: cold after the writing flush and steady state (back-to-back over
+    rotating inputs). Also a plain copy of each op's bytes, and the torch.compile peers."""
+    import flashinfer
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import norm as launch_norm
+    from flashinfer_ops.launch import rope as launch_rope
+    from flashinfer_ops.reference import norm as ref
+
+    from .common import input_sets_for
+    from .rope import D, HK, HQ, torch_rope_inplace
+
+    for mib in (64, 84, 268):
+        a = torch.empty((mib << 20) // 2, dtype=torch.uint8, device="cuda").random_()
+        sets = [(a, torch.empty_like(a))] + [(torch.empty_like(a).random_(), torch.empty_like(a))
+                                             for _ in range(input_sets_for(mib << 20) - 1)]
+        emit(section="steady", op=f"copy {mib} MiB", **_both([lambda x=x, y=y: y.copy_(x) for x, y in sets],
+                                                              ceiling, mib << 20))
+        del a, sets
+    ref_rms = torch.compile(ref.rmsnorm, dynamic=False)
+    ref_fused = torch.compile(ref.fused_add_rmsnorm, dynamic=False)
+    orig = launch_norm._launch_plan
+    for m, n in ((4096, 4096), (16384, 8192)):
+        nb = 2 * m * n * 2
+        sets = [(torch.randn(m, n, dtype=torch.bfloat16, device="cuda"), torch.randn(m, n, dtype=torch.bfloat16, device="cuda"),
+                 torch.randn(n, dtype=torch.bfloat16, device="cuda"), torch.empty(m, n, dtype=torch.bfloat16, device="cuda"))
+                for _ in range(input_sets_for(nb))]
+        rms = [lambda x=x, w=w, o=o: flashinfer.rmsnorm(x, w, out=o) for x, r, w, o in sets]
+        add = [lambda x=x, r=r, w=w: flashinfer.fused_add_rmsnorm(x, r, w) for x, r, w, o in sets]
+        emit(section="steady", op="rmsnorm", shape=[m, n], setting="torch.compile",
+             **_both([lambda x=x, w=w: ref_rms(x, w, 1e-6) for x, r, w, o in sets], ceiling, nb))
+        emit(section="steady", op="fused_add", shape=[m, n], setting="torch.compile",
+             **_both([lambda x=x, r=r, w=w: ref_fused(x, r, w, 1e-6) for x, r, w, o in sets], ceiling, 2 * nb))
+        tiles = [None] + [(bm, w, ev) for ev in ("", "evict_last", "evict_first")
+                          for bm, w in ((1, 2), (1, 4), (1, 8), (2, 4), (2, 8), (4, 8), (2, 16), (4, 16))]
+        for st in tiles:
+            if st is not None:
+                bm, nw, ev = st
+                if bm * n // (nw * 32) < 8:
+                    continue
+
+                def plan(family, hidden, bm=bm, nw=nw, ev=ev):
+                    return bm, n, True, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
+
+                launch_norm._launch_plan = plan
+            try:
+                emit(section="steady", op="rmsnorm", shape=[m, n], setting=st or "table", **_both(rms, ceiling, nb))
+                emit(section="steady", op="fused_add", shape=[m, n], setting=st or "table", **_both(add, ceiling, 2 * nb))
+            finally:
+                launch_norm._launch_plan = orig
+        del sets
+    inv = 1.0 / (1e4 ** (torch.arange(0, D, 2, dtype=torch.float32, device="cuda") / D))
+    f = torch.outer(torch.arange(65536, dtype=torch.float32, device="cuda"), inv)
+    cache = torch.cat((f.cos(), f.sin()), -1)
+    nnz = 4096
+    nbytes = 2 * nnz * (HQ + HK) * D * 2 + nnz * D * 4 + nnz * 8
+    sets = [(torch.randint(0, 65536, (nnz,), device="cuda"), torch.randn(nnz, HQ, D, dtype=torch.bfloat16, device="cuda"),
+             torch.randn(nnz, HK, D, dtype=torch.bfloat16, device="cuda")) for _ in range(input_sets_for(nbytes))]
+    fns = [lambda p=p, q=q, k=k: flashinfer.apply_rope_with_cos_sin_cache_inplace(p, q, k, D, cache) for p, q, k in sets]
+    peer = torch.compile(torch_rope_inplace, dynamic=False)
+    emit(section="steady", op="rope", nnz=nnz, setting="torch.compile",
+         **_both([lambda p=p, q=q, k=k: peer(p, q, k, cache) for p, q, k in sets], ceiling, nbytes))
+    orig_plan, orig_hpp = launch_rope._plan, launch_rope.heads_per_program
+    for st in [None, (1, 8, 1, ""), (2, 8, 2, ""), (2, 16, 4, ""), (4, 16, 4, ""), (8, 16, 4, ""), (1, 16, 2, ""),
+               (1, 4, 1, ""), (2, 8, 2, "evict_first"), (4, 8, 2, "evict_first"), (8, 8, 2, "")]:
+        if st is not None:
+            hpp, bt, nw, ev = st
+
+            def rplan(family, half, bt=bt, nw=nw, ev=ev):
+                return bt, 64, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
+
+            launch_rope._plan = rplan
+            launch_rope.heads_per_program = lambda nnz, h, bt, hpp=hpp: hpp
+        try:
+            emit(section="steady", op="rope", nnz=nnz, setting=st or "table", **_both(fns, ceiling, nbytes))
+        finally:
+            launch_rope._plan, launch_rope.heads_per_program = orig_plan, orig_hpp
+
+
+def sweep_norm4(ceiling):
+    """The two-pass norm (a read-only statistics pass, then a second read from L2 and the write)
+    against the table's single pass, cold and steady, at 4096x4096 and 16384x8192 bf16."""
+    import flashinfer
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import norm as launch_norm
+
+    from .common import input_sets_for
+
+    orig = launch_norm._launch_plan
+    for m, n in ((4096, 4096), (16384, 8192)):
+        nb = 2 * m * n * 2
+        sets = [(torch.randn(m, n, dtype=torch.bfloat16, device="cuda"), torch.randn(m, n, dtype=torch.bfloat16, device="cuda"),
+                 torch.randn(n, dtype=torch.bfloat16, device="cuda"), torch.empty(m, n, dtype=torch.bfloat16, device="cuda"))
+                for _ in range(input_sets_for(nb))]
+        rms = [lambda x=x, w=w, o=o: flashinfer.rmsnorm(x, w, out=o) for x, r, w, o in sets]
+        add = [lambda x=x, r=r, w=w: flashinfer.fused_add_rmsnorm(x, r, w) for x, r, w, o in sets]
+        for st in [None, (1, 4, "evict_last", 1024), (1, 2, "evict_last", 1024), (1, 8, "evict_last", 1024),
+                   (1, 4, "evict_last", 2048), (1, 8, "evict_last", 2048), (1, 4, "", 1024), (2, 8, "evict_last", 1024),
+                   (1, 16, "evict_last", 4096)]:
+            if st is not None:
+                bm, nw, ev, bn = st
+                if bn >= n:
+                    continue
+
+                def plan(family, hidden, bm=bm, nw=nw, ev=ev, bn=bn):
+                    return bm, bn, False, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
+
+                launch_norm._launch_plan = plan
+            try:
+                emit(section="norm4", op="rmsnorm", shape=[m, n], setting=st or "table", **_both(rms, ceiling, nb))
+                emit(section="norm4", op="fused_add", shape=[m, n], setting=st or "table", **_both(add, ceiling, 2 * nb))
+            finally:
+                launch_norm._launch_plan = orig
+        del sets
+
+
+def sweep_sampling(ceiling):
+    """Top-k-top-p from logits (k 50, p 0.9, vocab 128256, bf16) at batch 16/64/256 with the radix
+    split path forced on and off, a profile of the split path at batch 64 (kernel names and device
+    us), and the softmax at batch 256 next to a bf16 -> fp32 copy of the same bytes."""
+    import flashinfer
+    v = 128256
+    for b in (16, 64, 256):
+        x = (torch.randn(b, v, device="cuda") * 3).to(torch.bfloat16)
+        fn = lambda: flashinfer.top_k_top_p_sampling_from_logits(x, 50, 0.9)  # noqa: E731
+        for split in ("1", "0"):
+            os.environ["FLASHINFER_SAMPLING_SPLIT"] = split
+            try:
+                emit(section="sampling", op="top_k_top_p_from_logits", batch=b, split=split == "1",
+                     us=round(time_device_us([fn]), 2))
+            finally:
+                os.environ.pop("FLASHINFER_SAMPLING_SPLIT", None)
+    x = (torch.randn(64, v, device="cuda") * 3).to(torch.bfloat16)
+    flashinfer.top_k_top_p_sampling_from_logits(x, 50, 0.9)
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        flashinfer.top_k_top_p_sampling_from_logits(x, 50, 0.9)
+        torch.cuda.synchronize()
+    emit(section="sampling_profile", batch=64, kernels=[(e.name[:40], round(e.device_time, 2)) for e in prof.events()
+                                                        if e.device_time > 0][:12])
+    x = (torch.randn(256, v, device="cuda") * 3).to(torch.bfloat16)
+    out = torch.empty(256, v, device="cuda")
+    nbytes = x.numel() * 6
+    emit(section="sampling", op="softmax", batch=256,
+         **_both([lambda: torch.ops.flashinfer.softmax(out, x, None, 1.0)], ceiling, nbytes))
+    # the same bytes moved by a dtype-converting copy (bf16 read, fp32 written): softmax's traffic
+    emit(section="sampling", op="copy bf16->fp32", batch=256, **_both([lambda: out.copy_(x)], ceiling, nbytes))
+
+
 # ---- decode -----------------------------------------------------------------------------------
 
 DECODE_PPS = (1, 2, 3, 4, 8)
@@ -400,7 +560,8 @@ def sweep_prefill2(ceiling):
 
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2,
-            "prefill": sweep_prefill}
+            "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
+            "norm4": sweep_norm4}
 
 
 def main():
