@@ -183,8 +183,12 @@ def prefill_kernel(
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
-    iteration ahead, so the K/V loads of a tile do not wait on a page-table load. PAGE_POW2:
-    page_size is 1 << page_shift (shift and mask instead of division)."""
+    iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
+    That holds without software pipelining (num_stages 1, AMD). A pipelining compiler issues the
+    K/V copies num_stages - 1 iterations early and may schedule the carried page-id load right
+    before them (sm90, Triton 3.6): then it is off, and the pipeliner gives the page-id load a
+    cp.async stage of its own (configs/attention/prefill.py). PAGE_POW2: page_size is
+    1 << page_shift (shift and mask instead of division)."""
     pid = tl.program_id(0)
     kvh = tl.program_id(1)
     if single != 0:
