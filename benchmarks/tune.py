@@ -367,12 +367,16 @@ def sweep_prefill(ceiling):
 def sweep_prefill2(ceiling):
     """Paged prefill: page-id prefetch x stages (the 2026-12 TTGIR finding: the register prefetch
     at 3 stages leaves a page-table load in front of every tile's cp.async; without it, 5 stages
-    pipeline the page ids as copies of their own), shift-and-mask addressing on / off, a few sm90
-    tiles. "table" = the shipped entry; prefetch "env" = the table's choice. B, L as shipped."""
+    pipeline the page ids as copies of their own), shared K / V row offsets on / off, shift-and-mask
+    addressing on / off, a few sm90 tiles. "table" = the shipped entry; prefetch "env" = the table's choice. B, L as shipped."""
     from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
 
-    cases = [("1", "table", "env"), ("1", "128,64,8,3", "1"), ("1", "128,64,8,3", "0"), ("1", "128,64,8,5", "1"),
-             ("1", "128,64,8,4", "0"), ("1", "64,64,4,5", "0"), ("1", "128,128,8,2", "1"), ("0", "table", "env")]
+    # (pow2, tile, prefetch, shared_rows): "table" / "env" = the shipped choice; the second case is
+    # the entry shipped before (3 stages, register prefetch, separate K / V row math)
+    cases = [("1", "table", "env", "1"), ("1", "128,64,8,3", "1", "0"), ("1", "table", "env", "0"),
+             ("1", "128,64,8,3", "1", "1"), ("1", "128,64,8,3", "0", "1"), ("1", "128,64,8,5", "1", "1"),
+             ("1", "128,64,8,4", "0", "1"), ("1", "64,64,4,5", "0", "1"), ("1", "128,128,8,2", "1", "1"),
+             ("0", "table", "env", "1")]
     for b, l in SHAPES:
         try:
             _, fns = _ragged_case(b, l, 1)
@@ -381,8 +385,9 @@ def sweep_prefill2(ceiling):
                  tflops=round(_tflops(b, l, us), 1))
         except Exception as e:
             emit(section="prefill2", b=b, l=l, case="ragged", error=f"{type(e).__name__}: {str(e)[:200]}")
-        for pow2, tile, prefetch in cases:
+        for pow2, tile, prefetch, rows in cases:
             os.environ["FLASHINFER_PREFILL_POW2"] = pow2
+            os.environ["FLASHINFER_PREFILL_SHARED_ROWS"] = rows
             for name, val in (("FLASHINFER_PREFILL_TILE", tile), ("FLASHINFER_PREFILL_PREFETCH", prefetch)):
                 if val in ("table", "env"):
                     os.environ.pop(name, None)
@@ -392,12 +397,13 @@ def sweep_prefill2(ceiling):
                 _, fns = _paged_case(b, l, 1)
                 us = time_device_us(fns, warmup=2, reps=10)
                 emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile, prefetch=prefetch,
-                     us=round(us, 2), tflops=round(_tflops(b, l, us), 1))
+                     rows=rows, us=round(us, 2), tflops=round(_tflops(b, l, us), 1))
             except Exception as e:
                 emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile, prefetch=prefetch,
-                     error=f"{type(e).__name__}: {str(e)[:200]}")
+                     rows=rows, error=f"{type(e).__name__}: {str(e)[:200]}")
             torch.cuda.empty_cache()
-        for name in ("FLASHINFER_PREFILL_TILE", "FLASHINFER_PREFILL_POW2", "FLASHINFER_PREFILL_PREFETCH"):
+        for name in ("FLASHINFER_PREFILL_TILE", "FLASHINFER_PREFILL_POW2", "FLASHINFER_PREFILL_PREFETCH",
+                     "FLASHINFER_PREFILL_SHARED_ROWS"):
             os.environ.pop(name, None)
 
 

@@ -68,13 +68,16 @@ def _prefill_overrides(paged):
             f"num_stages={c.launch.num_stages}"] + ([f"PREFETCH_PAGES={c.prefetch_pages}"] if paged else [])
 
 
+PAGED_ROWS = "bf16_kvbf16_d128x128_paged_pow2_rows"  # what a cache with K, V strides alike launches
+
+
 def _kv_buffers(r):
     return [b for b in r["buffers"] if b.endswith("x128xbf16")]
 
 
 def test_paged_prefill_pipeline_matches_ragged():
     ragged = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_dense", _prefill_overrides(False))
-    paged = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", _prefill_overrides(True))
+    paged = report("attention.prefill_kernel", PAGED_ROWS, _prefill_overrides(True))
     depth = {b.split("x")[0] for b in _kv_buffers(ragged)}
     assert len(_kv_buffers(paged)) == 2 and {b.split("x")[0] for b in _kv_buffers(paged)} == depth, (
         ragged["buffers"], paged["buffers"])
@@ -87,3 +90,10 @@ def test_paged_prefill_register_prefetch_waits_in_the_loop():
     tile = ["BLOCK_M=128", "BLOCK_N=64", "num_warps=8", "num_stages=3", "PREFETCH_PAGES=True"]
     r = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", tile)
     assert r["loop_ld_global"] > 0, r
+
+
+def test_paged_prefill_shared_rows_shorten_the_loop():
+    """SHARED_ROWS: V reuses K's row offsets, the in-page offset is 32-bit."""
+    rows = report("attention.prefill_kernel", PAGED_ROWS, _prefill_overrides(True))
+    plain = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", _prefill_overrides(True))
+    assert rows["loop_instructions"] < plain["loop_instructions"], (rows, plain)

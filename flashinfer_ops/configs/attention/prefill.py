@@ -111,6 +111,13 @@ def prefetch_pages(cfg: PrefillConfig) -> bool:
     return cfg.prefetch_pages if env not in ("0", "1") else env == "1"
 
 
+def shared_rows(page_size: int, k_strides, v_strides) -> bool:
+    """Paged K and V rows addressed once (prefill_kernel SHARED_ROWS): same (page, row, head)
+    strides and a 32-bit in-page offset; FLASHINFER_PREFILL_SHARED_ROWS=0 turns it off (A/B)."""
+    return (tuple(k_strides[:3]) == tuple(v_strides[:3]) and max(page_size - 1, 0) * abs(k_strides[1]) < 2 ** 31
+            and os.environ.get("FLASHINFER_PREFILL_SHARED_ROWS", "1") != "0")
+
+
 def page_pow2(page_size: int) -> bool:
     """Use the shift-and-mask page addressing (prefill_kernel PAGE_POW2) for this page size;
     FLASHINFER_PREFILL_POW2=0 forces the division path (A/B runs)."""
