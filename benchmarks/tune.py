@@ -565,9 +565,18 @@ def sweep_prefill(ceiling):
 
 
 def sweep_prefill2(ceiling):
-    """Paged prefill: shift-and-mask page addressing on / off x a few sm90 tiles (B, L as shipped)."""
+    """Paged prefill: page-id prefetch x stages (the 2026-12 TTGIR finding: the register prefetch
+    at 3 stages leaves a page-table load in front of every tile's cp.async; without it, 5 stages
+    pipeline the page ids as copies of their own), shared K / V row offsets on / off, shift-and-mask
+    addressing on / off, a few sm90 tiles. "table" = the shipped entry; prefetch "env" = the table's choice. B, L as shipped."""
     from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
 
+    # (pow2, tile, prefetch, shared_rows): "table" / "env" = the shipped choice; the second case is
+    # the entry shipped before (3 stages, register prefetch, separate K / V row math)
+    cases = [("1", "table", "env", "1"), ("1", "128,64,8,3", "1", "0"), ("1", "table", "env", "0"),
+             ("1", "128,64,8,3", "1", "1"), ("1", "128,64,8,3", "0", "1"), ("1", "128,64,8,5", "1", "1"),
+             ("1", "128,64,8,4", "0", "1"), ("1", "64,64,4,5", "0", "1"), ("1", "128,128,8,2", "1", "1"),
+             ("0", "table", "env", "1")]
     for b, l in SHAPES:
         try:
             _, fns = _ragged_case(b, l, 1)
@@ -576,26 +585,26 @@ def sweep_prefill2(ceiling):
                  tflops=round(_tflops(b, l, us), 1))
         except Exception as e:
             emit(section="prefill2", b=b, l=l, case="ragged", error=f"{type(e).__name__}: {str(e)[:200]}")
-        for pow2 in ("1", "0"):
+        for pow2, tile, prefetch, rows in cases:
             os.environ["FLASHINFER_PREFILL_POW2"] = pow2
-            for tile in ("table", "64,64,4,3", "128,64,8,3", "128,128,8,2", "128,64,4,3"):
-                if tile == "table":
-                    os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+            os.environ["FLASHINFER_PREFILL_SHARED_ROWS"] = rows
+            for name, val in (("FLASHINFER_PREFILL_TILE", tile), ("FLASHINFER_PREFILL_PREFETCH", prefetch)):
+                if val in ("table", "env"):
+                    os.environ.pop(name, None)
                 else:
-                    os.environ["FLASHINFER_PREFILL_TILE"] = tile
-                if pow2 == "0" and tile != "table":
-                    continue
-                try:
-                    _, fns = _paged_case(b, l, 1)
-                    us = time_device_us(fns, warmup=2, reps=10)
-                    emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile, us=round(us, 2),
-                         tflops=round(_tflops(b, l, us), 1))
-                except Exception as e:
-                    emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile,
-                         error=f"{type(e).__name__}: {str(e)[:200]}")
-                torch.cuda.empty_cache()
-        os.environ.pop("FLASHINFER_PREFILL_TILE", None)
-        os.environ.pop("FLASHINFER_PREFILL_POW2", None)
+                    os.environ[name] = val
+            try:
+                _, fns = _paged_case(b, l, 1)
+                us = time_device_us(fns, warmup=2, reps=10)
+                emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile, prefetch=prefetch,
+                     rows=rows, us=round(us, 2), tflops=round(_tflops(b, l, us), 1))
+            except Exception as e:
+                emit(section="prefill2", b=b, l=l, case="paged", pow2=pow2, tile=tile, prefetch=prefetch,
+                     rows=rows, error=f"{type(e).__name__}: {str(e)[:200]}")
+            torch.cuda.empty_cache()
+        for name in ("FLASHINFER_PREFILL_TILE", "FLASHINFER_PREFILL_POW2", "FLASHINFER_PREFILL_PREFETCH",
+                     "FLASHINFER_PREFILL_SHARED_ROWS"):
+            os.environ.pop(name, None)
 
 
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,

@@ -63,8 +63,10 @@ def report(kernel: str, variant: str, overrides=(), dump: str = "") -> dict:
         for ext, text in (("ttgir", ttgir), ("ptx", ptx)):
             with open(os.path.join(dump, f"{v.kernel}.{v.variant}.{ext}"), "w") as f:
                 f.write(text)
+        with open(os.path.join(dump, f"{v.kernel}.{v.variant}.cubin"), "wb") as f:
+            f.write(compiled.asm["cubin"])
     return {
-        "triton": triton.__version__, "options": opts,
+        "triton": triton.__version__, "options": opts, **_resources(compiled.asm.get("cubin")),
         "buffers": re.findall(r"local_alloc : \(\) -> !ttg\.memdesc<([0-9x]+[a-z0-9]+)", ttgir),
         "async_copies": ttgir.count("async_copy_global_to_local"),
         "cp_async": ptx.count("cp.async.c"),
@@ -73,7 +75,46 @@ def report(kernel: str, variant: str, overrides=(), dump: str = "") -> dict:
         "wgmma": ptx.count("wgmma.mma_async"),
         "div": len(re.findall(r"\bdiv\.[su](32|64)", ptx)),
         "shared_bytes": compiled.metadata.shared,
+        **_pipelined_loop(ptx),
     }
+
+
+def _pipelined_loop(ptx: str) -> dict:
+    """PTX counts of the first loop that issues async copies (the software-pipelined K/V loop):
+    its instructions and its plain ld.global (a load whose result the loop waits on, e.g. a
+    page-table load feeding the next copies' addresses). {} when no loop issues cp.async."""
+    lines = ptx.splitlines()
+    labels = {m.group(1): i for i, line in enumerate(lines) for m in [re.match(r"^\$(L__BB\w+):", line)] if m}
+    for i, line in enumerate(lines):
+        m = re.search(r"\bbra(?:\.uni)?\s+\$(L__BB\w+);", line)
+        if not m or labels.get(m.group(1), i) >= i:
+            continue
+        body = [x.strip() for x in lines[labels[m.group(1)]:i + 1]]
+        body = [x for x in body if x and not x.startswith(("$", "//", "{", "}", ".")) and not x.endswith(":")]
+        if any(x.startswith("cp.async.c") or "cp.async.c" in x for x in body):
+            return {"loop_instructions": len(body), "loop_ld_global": sum("ld.global" in x for x in body),
+                    "loop_cp_async": sum("cp.async.c" in x for x in body)}
+    return {}
+
+
+def _resources(cubin) -> dict:
+    """Registers per thread and spill bytes of the compiled cubin (cuobjdump -res-usage, shipped
+    with Triton's NVIDIA backend); {} where the tool is missing."""
+    import subprocess
+    import tempfile
+
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+
+        tool = os.path.join(os.path.dirname(get_ptxas(90).path), "cuobjdump")
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(cubin)
+            f.flush()
+            text = subprocess.run([tool, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
+    except Exception:
+        return {}
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", text)
+    return {"regs": int(m.group(1)), "stack_local": int(m.group(2)) + int(m.group(3))} if m else {}
 
 
 def main(argv=None) -> int:
@@ -81,7 +122,7 @@ def main(argv=None) -> int:
     p.add_argument("kernel")
     p.add_argument("variant")
     p.add_argument("overrides", nargs="*")
-    p.add_argument("--dump", help="write the TTGIR and PTX here")
+    p.add_argument("--dump", help="write the TTGIR, PTX and cubin here")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = p.parse_args(argv)
     try:

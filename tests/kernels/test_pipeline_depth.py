@@ -4,6 +4,9 @@
 - decode: page ids loaded a tile ahead keep two K/V tiles in flight at num_stages 3 (a page-table
   load inside the loop took a stage: one tile, 78.7% of the copy ceiling instead of 99.7%).
 - paged prefill with a power-of-two page size addresses rows without run-time divisions.
+- paged prefill keeps as many K/V tiles in flight as ragged, and its pipelined loop waits on no
+  page-table load (with the register page-id prefetch at 3 stages, the pipeliner put the page-id
+  ld.global of a tile right before that tile's cp.async: a global-load latency every tile).
 """
 import json
 import os
@@ -15,6 +18,7 @@ import pytest
 pytest.importorskip("triton.backends.nvidia")
 
 from flashinfer_ops.configs.attention import decode as dcfg  # noqa: E402
+from flashinfer_ops.configs.attention import prefill as pcfg  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -55,3 +59,41 @@ def test_paged_prefill_pow2_has_no_extra_divisions():
     pow2 = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", tile)
     general = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged", tile)
     assert pow2["div"] <= dense["div"] < general["div"], (dense["div"], pow2["div"], general["div"])
+
+
+def _prefill_overrides(paged):
+    # the table itself: prefill_config() answers the interpreter's tile when the session interprets
+    c = pcfg._lookup("sm90", 128, 128, False, False, paged, False, "")
+    return [f"BLOCK_M={c.block_m}", f"BLOCK_N={c.block_n}", f"num_warps={c.launch.num_warps}",
+            f"num_stages={c.launch.num_stages}"] + ([f"PREFETCH_PAGES={c.prefetch_pages}"] if paged else [])
+
+
+PAGED_ROWS = "bf16_kvbf16_d128x128_paged_pow2_rows"  # what a cache with K, V strides alike launches
+
+
+def _kv_buffers(r):
+    return [b for b in r["buffers"] if b.endswith("x128xbf16")]
+
+
+def test_paged_prefill_pipeline_matches_ragged():
+    ragged = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_dense", _prefill_overrides(False))
+    paged = report("attention.prefill_kernel", PAGED_ROWS, _prefill_overrides(True))
+    depth = {b.split("x")[0] for b in _kv_buffers(ragged)}
+    assert len(_kv_buffers(paged)) == 2 and {b.split("x")[0] for b in _kv_buffers(paged)} == depth, (
+        ragged["buffers"], paged["buffers"])
+    assert ragged["loop_ld_global"] == 0 and paged["loop_ld_global"] == 0, (ragged, paged)
+    assert paged.get("stack_local", 0) == 0, paged
+
+
+def test_paged_prefill_register_prefetch_waits_in_the_loop():
+    """The control: the previous table entry (register page-id prefetch, 3 stages)."""
+    tile = ["BLOCK_M=128", "BLOCK_N=64", "num_warps=8", "num_stages=3", "PREFETCH_PAGES=True"]
+    r = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", tile)
+    assert r["loop_ld_global"] > 0, r
+
+
+def test_paged_prefill_shared_rows_shorten_the_loop():
+    """SHARED_ROWS: V reuses K's row offsets, the in-page offset is 32-bit."""
+    rows = report("attention.prefill_kernel", PAGED_ROWS, _prefill_overrides(True))
+    plain = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", _prefill_overrides(True))
+    assert rows["loop_instructions"] < plain["loop_instructions"], (rows, plain)

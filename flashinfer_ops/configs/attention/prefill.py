@@ -25,11 +25,14 @@ class PrefillConfig:
     block_n: int
     launch: LaunchConfig
     min_occupancy: int = 1
+    # paged only: the unmasked loop loads the next tile's page ids one iteration ahead in
+    # registers (prefill_kernel PREFETCH_PAGES); see prefetch_pages()
+    prefetch_pages: bool = True
 
 
-def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
+def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1, prefetch=True):
     return PrefillConfig(bm, bn, LaunchConfig(num_warps=warps, num_stages=stages, waves_per_eu=wpe,
-                                              matrix_instr_nonkdim=nonk), occ)
+                                              matrix_instr_nonkdim=nonk), occ, prefetch)
 
 
 _TABLE = {
@@ -85,7 +88,13 @@ _EXTRA = {
 # (64 spills under Triton 3.5.1).
 # H200 2026-12-04 with PAGE_POW2 (`python -m benchmarks.tune --what prefill2`, page 16): 128x64 8 warps
 # 3 stages 339 / 322 / 228 TFLOP/s at (1, 8192) / (4, 4096) / (16, 1024) vs 128x128: 340 / 310 / 191.
-_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 64, 8, 3), _cfg(128, 32, 8, 2))}}
+# 5 stages without the register page-id prefetch (TTGIR/SASS on the CPU, Triton 3.6, not yet timed):
+# with the prefetch, the pipeliner issues the page-id ld.global of tile j+2 in the same iteration as
+# tile j+2's cp.async, right before them, so every tile waits a global-load latency (the SASS loop
+# has 4 LDG whose results feed the LDGSTS addresses; the ragged loop has none). Without it the
+# page-id load is pipelined as a cp.async of its own, two stages ahead of the K/V copies; 5 stages
+# keep three 64x128 K/V buffers as ragged has (4 stages: two, and a wait for all copies each tile).
+_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 64, 8, 5, prefetch=False), _cfg(128, 32, 8, 2))}}
 _PAGED_BLOCK_N = {"gfx942": {(128, 128): 32}, "gfx950": {(128, 128): 32}}
 
 # fp8 K/V (decoded in registers) on AMD: the lean D64/D128 variants take BLOCK_N 32 (64 spills).
@@ -94,10 +103,19 @@ _FP8_BLOCK_N = {"gfx942": {(64, 64): 32, (128, 128): 32}, "gfx950": {(64, 64): 3
 _INTERPRET = _cfg(32, 16, 4, 1)
 
 
-def prefetch_pages() -> bool:
-    """Paged kernels load the next tile's page ids one iteration ahead (PREFETCH_PAGES);
-    FLASHINFER_PREFILL_PREFETCH=0 turns it off (A/B experiments)."""
-    return os.environ.get("FLASHINFER_PREFILL_PREFETCH", "1") != "0"
+def prefetch_pages(cfg: PrefillConfig) -> bool:
+    """Whether the paged kernel loads the next tile's page ids one iteration ahead in registers
+    (PREFETCH_PAGES): the table's choice (cfg.prefetch_pages); FLASHINFER_PREFILL_PREFETCH=0 / 1
+    overrides it (A/B experiments, with FLASHINFER_PREFILL_TILE for the stage count)."""
+    env = os.environ.get("FLASHINFER_PREFILL_PREFETCH", "")
+    return cfg.prefetch_pages if env not in ("0", "1") else env == "1"
+
+
+def shared_rows(page_size: int, k_strides, v_strides) -> bool:
+    """Paged K and V rows addressed once (prefill_kernel SHARED_ROWS): same (page, row, head)
+    strides and a 32-bit in-page offset; FLASHINFER_PREFILL_SHARED_ROWS=0 turns it off (A/B)."""
+    return (tuple(k_strides[:3]) == tuple(v_strides[:3]) and max(page_size - 1, 0) * abs(k_strides[1]) < 2 ** 31
+            and os.environ.get("FLASHINFER_PREFILL_SHARED_ROWS", "1") != "0")
 
 
 def page_pow2(page_size: int) -> bool:

@@ -80,13 +80,17 @@ def _tile_pages(idx_ptr, kv_start, cols, kv_len, page_size, page_shift, PAGE_POW
 
 @triton.jit
 def _load_kv(ptr, pages, cols, kv_len, page_size, page_shift, stride_p, stride_n, stride_h, kvh, offs_d,
-             d_lim: tl.constexpr, PAGED: tl.constexpr, PAGE_POW2: tl.constexpr):
+             d_lim: tl.constexpr, PAGED: tl.constexpr, PAGE_POW2: tl.constexpr, ROW32: tl.constexpr = False):
     """Tile [BLOCK_N, BLOCK_D] of K or V rows `cols` of one request (raw element type); paged rows
-    live in pages `pages` (_tile_pages)."""
+    live in pages `pages` (_tile_pages). ROW32: (page_size - 1) * |stride_n| fits int32, so the
+    offset within a page is a 32-bit product."""
     cmask = cols < kv_len
     if PAGED:
         _, in_page = _page_split(cols, page_size, page_shift, PAGE_POW2)
-        row_off = pages * stride_p + in_page.to(tl.int64) * stride_n
+        if ROW32:
+            row_off = pages * stride_p + (in_page * stride_n).to(tl.int64)
+        else:
+            row_off = pages * stride_p + in_page.to(tl.int64) * stride_n
         ptrs = ptr + (row_off + kvh.to(tl.int64) * stride_h)[:, None] + offs_d[None, :]
     else:
         # ptr is already the request's (row 0, head kvh) address: 32-bit offsets within the request
@@ -102,16 +106,16 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
                mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_on,
                rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr, MASKED: tl.constexpr,
-               PAGE_POW2: tl.constexpr):
+               PAGE_POW2: tl.constexpr, SHARED_ROWS: tl.constexpr):
     cols = start_n + offs_n
     if EXTRA:
         # q arrives as two halves of the feature dim (qa, qb); so does K, which lets RoPE rotate
         # without reloading partner dims: qk = qa.ka^T + qb.kb^T.
         half = head_dim_qk // 2
         ka = _load_kv(k_ptr, pages, cols, kv_len, page_size, page_shift, stride_kp, stride_kn, stride_kh, kvh,
-                      offs_dqk, half, PAGED, PAGE_POW2)
+                      offs_dqk, half, PAGED, PAGE_POW2, SHARED_ROWS)
         kb = _load_kv(k_ptr, pages, cols, kv_len, page_size, page_shift, stride_kp, stride_kn, stride_kh, kvh,
-                      offs_dqk + half, head_dim_qk, PAGED, PAGE_POW2)
+                      offs_dqk + half, head_dim_qk, PAGED, PAGE_POW2, SHARED_ROWS)
         if KV_FP8:
             ka = _decode_fp8(ka, fp8_exp, fp8_man, fp8_bias)
             kb = _decode_fp8(kb, fp8_exp, fp8_man, fp8_bias)
@@ -124,7 +128,7 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
         qk = tl.dot(qb, tl.trans(kb.to(qa.dtype)), qk)
     else:
         k = _load_kv(k_ptr, pages, cols, kv_len, page_size, page_shift, stride_kp, stride_kn, stride_kh, kvh,
-                     offs_dqk, head_dim_qk, PAGED, PAGE_POW2)
+                     offs_dqk, head_dim_qk, PAGED, PAGE_POW2, SHARED_ROWS)
         if KV_FP8:
             k = _decode_fp8(k, fp8_exp, fp8_man, fp8_bias)
         qk = tl.dot(qa, tl.trans(k.to(qa.dtype)))
@@ -156,8 +160,13 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
     p = tl.exp2(s - m_safe[:, None])
     alpha = tl.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, 1)
-    v = _load_kv(v_ptr, pages, cols, kv_len, page_size, page_shift, stride_vp, stride_vn, stride_vh, kvh,
-                 offs_dvo, head_dim_vo, PAGED, PAGE_POW2)
+    if SHARED_ROWS:
+        # same strides as K: the row offsets computed for K are reused (common subexpressions)
+        v = _load_kv(v_ptr, pages, cols, kv_len, page_size, page_shift, stride_kp, stride_kn, stride_kh, kvh,
+                     offs_dvo, head_dim_vo, PAGED, PAGE_POW2, SHARED_ROWS)
+    else:
+        v = _load_kv(v_ptr, pages, cols, kv_len, page_size, page_shift, stride_vp, stride_vn, stride_vh, kvh,
+                     offs_dvo, head_dim_vo, PAGED, PAGE_POW2)
     if KV_FP8:
         v = _decode_fp8(v, fp8_exp, fp8_man, fp8_bias)
     acc = acc * alpha[:, None] + tl.dot(p.to(qa.dtype), v.to(qa.dtype))
@@ -180,11 +189,18 @@ def prefill_kernel(
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
-    PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False,
+    PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
-    iteration ahead, so the K/V loads of a tile do not wait on a page-table load. PAGE_POW2:
-    page_size is 1 << page_shift (shift and mask instead of division)."""
+    iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
+    That holds without software pipelining (num_stages 1, AMD). A pipelining compiler issues the
+    K/V copies num_stages - 1 iterations early and may schedule the carried page-id load right
+    before them (sm90, Triton 3.6): then it is off, and the pipeliner gives the page-id load a
+    cp.async stage of its own (configs/attention/prefill.py). PAGE_POW2: page_size is
+    1 << page_shift (shift and mask instead of division). SHARED_ROWS (paged only): K and V have
+    the same (page, row, head) strides and (page_size - 1) * |stride_kn| fits int32 (checked at
+    launch): V reuses K's row offsets and the in-page part is a 32-bit product (64-bit address math
+    was ~120 of the paged loop's 550 SASS instructions against ragged's 401)."""
     pid = tl.program_id(0)
     kvh = tl.program_id(1)
     if single != 0:
@@ -284,7 +300,7 @@ def prefill_kernel(
                                    offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
-                                   PAGED, KV_FP8, EXTRA, False, PAGE_POW2)
+                                   PAGED, KV_FP8, EXTRA, False, PAGE_POW2, SHARED_ROWS)
         if PAGED and PREFETCH_PAGES:
             pages = pages_next
     for t in tl.range(0, n1 + n3, num_stages=1):
@@ -297,7 +313,7 @@ def prefill_kernel(
                                    offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
-                                   PAGED, KV_FP8, EXTRA, True, PAGE_POW2)
+                                   PAGED, KV_FP8, EXTRA, True, PAGE_POW2, SHARED_ROWS)
 
     has = l_i > 0
     l_safe = tl.where(has, l_i, 1.0)

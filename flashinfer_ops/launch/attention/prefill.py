@@ -10,7 +10,7 @@ import triton
 from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family
-from ...configs.attention.prefill import HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config
+from ...configs.attention.prefill import HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config, shared_rows
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel
 from ...reference import attention as ref
@@ -76,8 +76,8 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
-        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
-        PAGE_POW2=paged and page_pow2(page_size),
+        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(cfg),
+        PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
         **cfg.launch.options(family),
     )
 
@@ -265,12 +265,13 @@ def _register_variants():
         for kv in (q, "u8"):
             for d_qk, d_vo in HEAD_DIMS:
                 bdqk, bdvo = padded_dims(d_qk, d_vo)
-                for paged, pow2 in ((False, False), (True, True), (True, False)):
+                for paged, pow2, rows in ((False, False, False), (True, True, True), (True, False, True),
+                                          (True, True, False), (True, False, False)):
                     for extra in (False, True):
-                        _register_one(q, kv, d_qk, d_vo, paged, extra, pow2)
+                        _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows)
 
 
-def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2):
+def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False):
     bdqk, bdvo = padded_dims(d_qk, d_vo)
     sig = {
         "q_ptr": f"*{q}", "k_ptr": f"*{kv}", "v_ptr": f"*{kv}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
@@ -285,7 +286,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2):
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
                 "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
-              "PREFETCH_PAGES", "PAGE_POW2"):
+              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -299,11 +300,12 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2):
     register_variant(KernelVariant(
         kernel="attention.prefill_kernel",
         variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_pow2' if pow2 else ''}"
-                f"{'_extra' if extra else ''}",
+                f"{'_rows' if rows else ''}{'_extra' if extra else ''}",
         fn=prefill_kernel, signature=sig,
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged, PAGE_POW2=pow2),
+                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and cfg.prefetch_pages,
+                        PAGE_POW2=pow2, SHARED_ROWS=rows),
         options=options, min_occupancy=cfg.min_occupancy,
     ))
 
