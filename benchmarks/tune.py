@@ -532,6 +532,52 @@ def sweep_decode_fp8(ceiling):
         torch.cuda.empty_cache()
 
 
+def sweep_decode2(ceiling):
+    """bf16 decode at batch 1 x 32768, 16 x 4096, 64 x 8192: page ids a tile ahead (loop-carried,
+    the table) vs page ids left to Triton's pipeliner at 5 stages (their own async-copy stage, no
+    plain load in the loop: pipeline_report), and deeper pipelines; cold and steady, with cuDNN SDPA
+    timed the same two ways."""
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.configs.attention import decode as cfg
+
+    import flashinfer
+
+    from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _sdpa_cudnn, _workspace
+
+    orig = cfg.decode_config
+    for batch, kv_len in ((1, 32768), (16, 4096), (64, 8192)):
+        nbytes = _bytes(batch, kv_len, torch.bfloat16)
+        peer, label = _sdpa_cudnn(batch, kv_len)
+        peer2, _ = _sdpa_cudnn(batch, kv_len)
+        if peer is not None:
+            cold = time_device_us([peer])
+            st = common.steady_us([peer, peer2])
+            emit(section="decode2", batch=batch, kv=kv_len, setting=label, cold_us=round(cold, 2),
+                 steady_us=round(st, 2) if st else None)
+        del peer, peer2
+        cache, indptr, indices, last = _paged(batch, kv_len, torch.bfloat16)
+        cache2 = cache.clone()
+        q = torch.randn(batch, H_QO, D, device="cuda", dtype=torch.bfloat16)
+        out = torch.empty_like(q)
+        for pa, stages in ((None, None), (False, 5), (True, 4), (False, 6), (True, 5)):
+            if pa is not None:
+                os.environ["FLASHINFER_DECODE_PAGES_AHEAD"] = "1" if pa else "0"
+                cfg.decode_config = lambda f, d, p8, r, ns=stages: LaunchConfig(num_warps=4, num_stages=ns)
+            try:
+                w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
+                w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16)
+                fns = [lambda: w.run(q, cache, out=out), lambda: w.run(q, cache2, out=out)]
+                emit(section="decode2", batch=batch, kv=kv_len, setting=[pa, stages] if pa is not None else "table",
+                     **_both(fns, ceiling, nbytes))
+            except Exception as e:
+                emit(section="decode2", batch=batch, kv=kv_len, setting=[pa, stages], error=f"{type(e).__name__}: {str(e)[:300]}")
+            finally:
+                cfg.decode_config = orig
+                os.environ.pop("FLASHINFER_DECODE_PAGES_AHEAD", None)
+        del cache, cache2
+        torch.cuda.empty_cache()
+
+
 # ---- prefill ----------------------------------------------------------------------------------
 
 PREFILL_TILES = ("table", "128,64,8,3", "128,128,8,3", "128,128,8,2", "128,64,8,4", "128,64,4,3", "64,64,4,3",
@@ -610,7 +656,8 @@ def sweep_prefill2(ceiling):
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
-            "norm4": sweep_norm4, "decode_fp8": sweep_decode_fp8}
+            "norm4": sweep_norm4, "decode_fp8": sweep_decode_fp8,
+            "decode2": sweep_decode2}
 
 
 def main():

@@ -76,20 +76,24 @@ def _kv_buffers(r):
 
 
 def test_paged_prefill_pipeline_matches_ragged():
+    """The table's paged entry keeps as many K/V tiles in flight as ragged, without spilling."""
     ragged = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_dense", _prefill_overrides(False))
     paged = report("attention.prefill_kernel", PAGED_ROWS, _prefill_overrides(True))
     depth = {b.split("x")[0] for b in _kv_buffers(ragged)}
     assert len(_kv_buffers(paged)) == 2 and {b.split("x")[0] for b in _kv_buffers(paged)} == depth, (
         ragged["buffers"], paged["buffers"])
-    assert ragged["loop_ld_global"] == 0 and paged["loop_ld_global"] == 0, (ragged, paged)
+    assert ragged["loop_ld_global"] == 0, ragged
     assert paged.get("stack_local", 0) == 0, paged
 
 
-def test_paged_prefill_register_prefetch_waits_in_the_loop():
-    """The control: the previous table entry (register page-id prefetch, 3 stages)."""
-    tile = ["BLOCK_M=128", "BLOCK_N=64", "num_warps=8", "num_stages=3", "PREFETCH_PAGES=True"]
-    r = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", tile)
-    assert r["loop_ld_global"] > 0, r
+def test_paged_prefill_page_ids_as_copies_at_five_stages():
+    """Without the register prefetch, 5 stages pipeline the page ids as async copies (no plain load
+    in the loop); with it (the shipped entry, measured faster on the H200) the loop waits on one."""
+    tile = ["BLOCK_M=128", "BLOCK_N=64", "num_warps=8"]
+    copies = report("attention.prefill_kernel", PAGED_ROWS, tile + ["num_stages=5", "PREFETCH_PAGES=False"])
+    assert copies["loop_ld_global"] == 0 and any(b.endswith("xi32") for b in copies["buffers"]), copies
+    regs = report("attention.prefill_kernel", PAGED_ROWS, tile + ["num_stages=3", "PREFETCH_PAGES=True"])
+    assert regs["loop_ld_global"] > 0, regs
 
 
 def test_paged_prefill_shared_rows_shorten_the_loop():

@@ -88,13 +88,14 @@ _EXTRA = {
 # (64 spills under Triton 3.5.1).
 # H200 2026-12-04 with PAGE_POW2 (`python -m benchmarks.tune --what prefill2`, page 16): 128x64 8 warps
 # 3 stages 339 / 322 / 228 TFLOP/s at (1, 8192) / (4, 4096) / (16, 1024) vs 128x128: 340 / 310 / 191.
-# 5 stages without the register page-id prefetch (TTGIR/SASS on the CPU, Triton 3.6, not yet timed):
-# with the prefetch, the pipeliner issues the page-id ld.global of tile j+2 in the same iteration as
-# tile j+2's cp.async, right before them, so every tile waits a global-load latency (the SASS loop
-# has 4 LDG whose results feed the LDGSTS addresses; the ragged loop has none). Without it the
-# page-id load is pipelined as a cp.async of its own, two stages ahead of the K/V copies; 5 stages
-# keep three 64x128 K/V buffers as ragged has (4 stages: two, and a wait for all copies each tile).
-_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 64, 8, 5, prefetch=False), _cfg(128, 32, 8, 2))}}
+# Page ids: with the register prefetch (3 stages) the pipeliner issues tile j+2's page-id ld.global
+# in the same iteration as tile j+2's cp.async, right before them (the SASS loop has 4 LDG whose
+# results feed the LDGSTS addresses; the ragged loop has none); 5 stages without the prefetch turn
+# the page-id load into a cp.async of its own two stages ahead (0 LDG in the loop). Timed on the H200
+# 2026-12-04 (`python -m benchmarks.tune --what prefill2`, with SHARED_ROWS) the register prefetch at
+# 3 stages stays ahead: 1387 / 1485 / 546 us at (1, 8192) / (4, 4096) / (16, 1024) vs 1416 / 1528 /
+# 559 us (both vs 1601 / 1696 / 602 us before SHARED_ROWS).
+_PAGED_TILE = {"sm90": {(128, 128): (_cfg(128, 64, 8, 3), _cfg(128, 32, 8, 2))}}
 _PAGED_BLOCK_N = {"gfx942": {(128, 128): 32}, "gfx950": {(128, 128): 32}}
 
 # fp8 K/V (decoded in registers) on AMD: the lean D64/D128 variants take BLOCK_N 32 (64 spills).
