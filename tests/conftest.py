@@ -21,7 +21,8 @@ import pytest  # noqa: E402
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
-    skip_gpu = pytest.mark.skip(reason="needs a GPU (none here); runs on the GPU test machine (scripts/device_check.sh)")
+    skip_gpu = pytest.mark.skip(reason="needs a GPU (none here); runs on the GPU test machine "
+                                       "(scripts/device_check.sh)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
