@@ -504,7 +504,9 @@ def sweep_decode_fp8(ceiling):
     from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _workspace
 
     orig = {n: getattr(cfg, n) for n in ("decode_config", "block_n")}
-    settings = [None, (8, 128, 3), (8, 128, 2), (8, 64, 3), (8, 256, 2), (16, 128, 3), (16, 256, 2), (8, 64, 4)]
+    # (warps, tile, stages[, "words"]): "words" reads the cache as int32 words (FLASHINFER_DECODE_FP8_WORDS)
+    settings = [None, (4, 32, 3, "words"), (4, 64, 3, "words"), (4, 128, 3, "words"), (4, 32, 4, "words"),
+                (8, 128, 3), (8, 64, 3)]
     for kvdt in (torch.bfloat16, torch.float8_e4m3fn):
         batch, kv_len = 64, 8192
         cache, indptr, indices, last = _paged(batch, kv_len, kvdt)
@@ -513,9 +515,11 @@ def sweep_decode_fp8(ceiling):
         nbytes = _bytes(batch, kv_len, kvdt)
         for st in (settings if kvdt != torch.bfloat16 else [None, (8, 32, 3), (8, 64, 3)]):
             if st is not None:
-                nw, bn, ns = st
+                nw, bn, ns = st[:3]
                 cfg.block_n = lambda f, d, p8, r, b=bn: b
                 cfg.decode_config = lambda f, d, p8, r, ns=ns, nw=nw: LaunchConfig(num_warps=nw, num_stages=ns)
+                if st[3:] == ("words",):
+                    os.environ["FLASHINFER_DECODE_FP8_WORDS"] = "1"
             try:
                 w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
                 w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16, kv_data_type=kvdt)
@@ -528,6 +532,7 @@ def sweep_decode_fp8(ceiling):
             finally:
                 for n, v in orig.items():
                     setattr(cfg, n, v)
+                os.environ.pop("FLASHINFER_DECODE_FP8_WORDS", None)
         del cache
         torch.cuda.empty_cache()
 
