@@ -65,7 +65,7 @@ def _prefill_overrides(paged):
     # the table itself: prefill_config() answers the interpreter's tile when the session interprets
     c = pcfg._lookup("sm90", 128, 128, False, False, paged, False, "")
     return [f"BLOCK_M={c.block_m}", f"BLOCK_N={c.block_n}", f"num_warps={c.launch.num_warps}",
-            f"num_stages={c.launch.num_stages}"] + ([f"PREFETCH_PAGES={c.prefetch_pages}"] if paged else [])
+            f"num_stages={c.launch.num_stages}"] + (["PREFETCH_PAGES=True"] if paged else [])
 
 
 PAGED_ROWS = "bf16_kvbf16_d128x128_paged_pow2_rows"  # what a cache with K, V strides alike launches

@@ -25,14 +25,11 @@ class PrefillConfig:
     block_n: int
     launch: LaunchConfig
     min_occupancy: int = 1
-    # paged only: the unmasked loop loads the next tile's page ids one iteration ahead in
-    # registers (prefill_kernel PREFETCH_PAGES); see prefetch_pages()
-    prefetch_pages: bool = True
 
 
-def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1, prefetch=True):
+def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
     return PrefillConfig(bm, bn, LaunchConfig(num_warps=warps, num_stages=stages, waves_per_eu=wpe,
-                                              matrix_instr_nonkdim=nonk), occ, prefetch)
+                                              matrix_instr_nonkdim=nonk), occ)
 
 
 _TABLE = {
@@ -104,12 +101,11 @@ _FP8_BLOCK_N = {"gfx942": {(64, 64): 32, (128, 128): 32}, "gfx950": {(64, 64): 3
 _INTERPRET = _cfg(32, 16, 4, 1)
 
 
-def prefetch_pages(cfg: PrefillConfig) -> bool:
-    """Whether the paged kernel loads the next tile's page ids one iteration ahead in registers
-    (PREFETCH_PAGES): the table's choice (cfg.prefetch_pages); FLASHINFER_PREFILL_PREFETCH=0 / 1
-    overrides it (A/B experiments, with FLASHINFER_PREFILL_TILE for the stage count)."""
-    env = os.environ.get("FLASHINFER_PREFILL_PREFETCH", "")
-    return cfg.prefetch_pages if env not in ("0", "1") else env == "1"
+def prefetch_pages() -> bool:
+    """Paged kernels load the next tile's page ids one iteration ahead in registers
+    (PREFETCH_PAGES; measured ahead of letting the sm90 pipeliner copy them, see _PAGED_TILE);
+    FLASHINFER_PREFILL_PREFETCH=0 turns it off (A/B, with FLASHINFER_PREFILL_TILE for the stages)."""
+    return os.environ.get("FLASHINFER_PREFILL_PREFETCH", "1") != "0"
 
 
 def shared_rows(page_size: int, k_strides, v_strides) -> bool:

@@ -195,8 +195,8 @@ def prefill_kernel(
     iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
     That holds without software pipelining (num_stages 1, AMD). A pipelining compiler issues the
     K/V copies num_stages - 1 iterations early and may schedule the carried page-id load right
-    before them (sm90, Triton 3.6): then it is off, and the pipeliner gives the page-id load a
-    cp.async stage of its own (configs/attention/prefill.py). PAGE_POW2: page_size is
+    before them (sm90, Triton 3.6); off, at 5 stages, the pipeliner gives the page-id load a
+    cp.async stage of its own, which measured 2-3% slower (configs/attention/prefill.py). PAGE_POW2: page_size is
     1 << page_shift (shift and mask instead of division). SHARED_ROWS (paged only): K and V have
     the same (page, row, head) strides and (page_size - 1) * |stride_kn| fits int32 (checked at
     launch): V reuses K's row offsets and the in-page part is a 32-bit product (64-bit address math

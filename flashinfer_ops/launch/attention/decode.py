@@ -93,10 +93,9 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     group = h_qo // h_kv
     family = arch_family(q3.device)
     fmt = kv_format(k.dtype, family)
-    fp8 = fmt != 0
     rope = bool(scal["rope"])
     s_kt, s_kh, s_vt, s_vh = k.stride(-3), k.stride(-2), v.stride(-3), v.stride(-2)
-    if fp8 and cfg.fp8_words(k.dtype, q3.dtype, rope) and _word_aligned(k, s_kp) and _word_aligned(v, s_vp):
+    if fmt != 0 and cfg.fp8_words(k.dtype, q3.dtype, rope) and _word_aligned(k, s_kp) and _word_aligned(v, s_vp):
         fmt = KV_FMT_WORDS
         s_kp, s_kt, s_kh, s_vp, s_vt, s_vh = (x // 4 for x in (s_kp, s_kt, s_kh, s_vp, s_vt, s_vh))
     unpack = float(2 ** FP8_PACK_SHIFT.get(fmt, 0))

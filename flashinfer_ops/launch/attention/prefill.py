@@ -76,7 +76,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
-        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(cfg),
+        BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
         **cfg.launch.options(family),
     )
@@ -304,7 +304,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False):
         fn=prefill_kernel, signature=sig,
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and cfg.prefetch_pages,
+                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
                         PAGE_POW2=pow2, SHARED_ROWS=rows),
         options=options, min_occupancy=cfg.min_occupancy,
     ))
