@@ -218,13 +218,44 @@ def _both(fns, ceiling, nbytes):
                 steady_us=round(st, 2) if st else None, steady_pct=_pct(nbytes, st, ceiling) if st else None)
 
 
+def _norm_settings(ceiling, section, m, n, settings):
+    """rmsnorm / fused_add_rmsnorm bf16 [m, n] timed cold and steady (_both) for each launch
+    setting (block_m, warps, eviction hint, block_n; block_n None = one pass over the row) and for
+    the table (None), over rotating input sets."""
+    import flashinfer
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import norm as launch_norm
+
+    from .common import input_sets_for
+
+    nb = 2 * m * n * 2
+    sets = [(torch.randn(m, n, dtype=torch.bfloat16, device="cuda"), torch.randn(m, n, dtype=torch.bfloat16, device="cuda"),
+             torch.randn(n, dtype=torch.bfloat16, device="cuda"), torch.empty(m, n, dtype=torch.bfloat16, device="cuda"))
+            for _ in range(input_sets_for(nb))]
+    rms = [lambda x=x, w=w, o=o: flashinfer.rmsnorm(x, w, out=o) for x, r, w, o in sets]
+    add = [lambda x=x, r=r, w=w: flashinfer.fused_add_rmsnorm(x, r, w) for x, r, w, o in sets]
+    orig = launch_norm._launch_plan
+    for st in settings:
+        if st is not None:
+            bm, nw, ev, bn = st
+
+            def plan(family, hidden, bm=bm, nw=nw, ev=ev, bn=bn):
+                return bm, bn or n, bn is None, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
+
+            launch_norm._launch_plan = plan
+        try:
+            emit(section=section, op="rmsnorm", shape=[m, n], setting=st or "table", **_both(rms, ceiling, nb))
+            emit(section=section, op="fused_add", shape=[m, n], setting=st or "table", **_both(add, ceiling, 2 * nb))
+        finally:
+            launch_norm._launch_plan = orig
+
+
 def sweep_steady(ceiling):
     """Each launch setting of rmsnorm / fused-add (4096x4096, 16384x8192) and the in-place RoPE
     (4096 tokens) timed both ways: cold after the writing flush and steady state (back-to-back over
     rotating inputs). Also a plain copy of each op's bytes, and the torch.compile peers."""
     import flashinfer
     from flashinfer_ops.configs import LaunchConfig
-    from flashinfer_ops.launch import norm as launch_norm
     from flashinfer_ops.launch import rope as launch_rope
     from flashinfer_ops.reference import norm as ref
 
@@ -240,36 +271,18 @@ def sweep_steady(ceiling):
         del a, sets
     ref_rms = torch.compile(ref.rmsnorm, dynamic=False)
     ref_fused = torch.compile(ref.fused_add_rmsnorm, dynamic=False)
-    orig = launch_norm._launch_plan
     for m, n in ((4096, 4096), (16384, 8192)):
         nb = 2 * m * n * 2
         sets = [(torch.randn(m, n, dtype=torch.bfloat16, device="cuda"), torch.randn(m, n, dtype=torch.bfloat16, device="cuda"),
-                 torch.randn(n, dtype=torch.bfloat16, device="cuda"), torch.empty(m, n, dtype=torch.bfloat16, device="cuda"))
-                for _ in range(input_sets_for(nb))]
-        rms = [lambda x=x, w=w, o=o: flashinfer.rmsnorm(x, w, out=o) for x, r, w, o in sets]
-        add = [lambda x=x, r=r, w=w: flashinfer.fused_add_rmsnorm(x, r, w) for x, r, w, o in sets]
+                 torch.randn(n, dtype=torch.bfloat16, device="cuda")) for _ in range(input_sets_for(nb))]
         emit(section="steady", op="rmsnorm", shape=[m, n], setting="torch.compile",
-             **_both([lambda x=x, w=w: ref_rms(x, w, 1e-6) for x, r, w, o in sets], ceiling, nb))
+             **_both([lambda x=x, w=w: ref_rms(x, w, 1e-6) for x, r, w in sets], ceiling, nb))
         emit(section="steady", op="fused_add", shape=[m, n], setting="torch.compile",
-             **_both([lambda x=x, r=r, w=w: ref_fused(x, r, w, 1e-6) for x, r, w, o in sets], ceiling, 2 * nb))
-        tiles = [None] + [(bm, w, ev) for ev in ("", "evict_last", "evict_first")
-                          for bm, w in ((1, 2), (1, 4), (1, 8), (2, 4), (2, 8), (4, 8), (2, 16), (4, 16))]
-        for st in tiles:
-            if st is not None:
-                bm, nw, ev = st
-                if bm * n // (nw * 32) < 8:
-                    continue
-
-                def plan(family, hidden, bm=bm, nw=nw, ev=ev):
-                    return bm, n, True, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
-
-                launch_norm._launch_plan = plan
-            try:
-                emit(section="steady", op="rmsnorm", shape=[m, n], setting=st or "table", **_both(rms, ceiling, nb))
-                emit(section="steady", op="fused_add", shape=[m, n], setting=st or "table", **_both(add, ceiling, 2 * nb))
-            finally:
-                launch_norm._launch_plan = orig
+             **_both([lambda x=x, r=r, w=w: ref_fused(x, r, w, 1e-6) for x, r, w in sets], ceiling, 2 * nb))
         del sets
+        tiles = [(bm, w, ev, None) for ev in ("", "evict_last", "evict_first")
+                 for bm, w in ((1, 2), (1, 4), (1, 8), (2, 4), (2, 8), (4, 8), (2, 16), (4, 16)) if bm * n // (w * 32) >= 8]
+        _norm_settings(ceiling, "steady", m, n, [None] + tiles)
     inv = 1.0 / (1e4 ** (torch.arange(0, D, 2, dtype=torch.float32, device="cuda") / D))
     f = torch.outer(torch.arange(65536, dtype=torch.float32, device="cuda"), inv)
     cache = torch.cat((f.cos(), f.sin()), -1)
@@ -301,38 +314,11 @@ def sweep_steady(ceiling):
 def sweep_norm4(ceiling):
     """The two-pass norm (a read-only statistics pass, then a second read from L2 and the write)
     against the table's single pass, cold and steady, at 4096x4096 and 16384x8192 bf16."""
-    import flashinfer
-    from flashinfer_ops.configs import LaunchConfig
-    from flashinfer_ops.launch import norm as launch_norm
-
-    from .common import input_sets_for
-
-    orig = launch_norm._launch_plan
+    settings = [(1, 4, "evict_last", 1024), (1, 2, "evict_last", 1024), (1, 8, "evict_last", 1024),
+                (1, 4, "evict_last", 2048), (1, 8, "evict_last", 2048), (1, 4, "", 1024), (2, 8, "evict_last", 1024),
+                (1, 16, "evict_last", 4096)]
     for m, n in ((4096, 4096), (16384, 8192)):
-        nb = 2 * m * n * 2
-        sets = [(torch.randn(m, n, dtype=torch.bfloat16, device="cuda"), torch.randn(m, n, dtype=torch.bfloat16, device="cuda"),
-                 torch.randn(n, dtype=torch.bfloat16, device="cuda"), torch.empty(m, n, dtype=torch.bfloat16, device="cuda"))
-                for _ in range(input_sets_for(nb))]
-        rms = [lambda x=x, w=w, o=o: flashinfer.rmsnorm(x, w, out=o) for x, r, w, o in sets]
-        add = [lambda x=x, r=r, w=w: flashinfer.fused_add_rmsnorm(x, r, w) for x, r, w, o in sets]
-        for st in [None, (1, 4, "evict_last", 1024), (1, 2, "evict_last", 1024), (1, 8, "evict_last", 1024),
-                   (1, 4, "evict_last", 2048), (1, 8, "evict_last", 2048), (1, 4, "", 1024), (2, 8, "evict_last", 1024),
-                   (1, 16, "evict_last", 4096)]:
-            if st is not None:
-                bm, nw, ev, bn = st
-                if bn >= n:
-                    continue
-
-                def plan(family, hidden, bm=bm, nw=nw, ev=ev, bn=bn):
-                    return bm, bn, False, dict(LaunchConfig(num_warps=nw, num_stages=1).options(family), EVICT=ev)
-
-                launch_norm._launch_plan = plan
-            try:
-                emit(section="norm4", op="rmsnorm", shape=[m, n], setting=st or "table", **_both(rms, ceiling, nb))
-                emit(section="norm4", op="fused_add", shape=[m, n], setting=st or "table", **_both(add, ceiling, 2 * nb))
-            finally:
-                launch_norm._launch_plan = orig
-        del sets
+        _norm_settings(ceiling, "norm4", m, n, [None] + [st for st in settings if st[3] < n])
 
 
 def sweep_sampling(ceiling):
