@@ -37,7 +37,9 @@ def render() -> str:
              "rotated input sets, cold L2). `pct_of_copy_ceiling` compares bytes moved per second with a",
              "device-to-device copy measured in the same run. `us_steady` / `pct_steady` / `speedup_steady`: the",
              "same call in steady state (back-to-back calls over input sets larger than L2, in one CUDA graph; see",
-             "benchmarks/common.py steady_us and NOTES.md on the L2 flush). Extra keys (TFLOP/s, second peers) are",
+             "benchmarks/common.py steady_us and NOTES.md on the L2 flush: rows dated before 2026-12-06 used the",
+             "writing flush, which charges each timed call with the write-back of ~50 MB of dirty lines; later rows",
+             "the reading flush, under which a plain copy reaches the ceiling). Extra keys (TFLOP/s, second peers) are",
              "in the JSON.",
              "Nothing here was measured on AMD hardware.\n"]
     for path in sorted(f for f in os.listdir(RESULTS) if f.endswith(".json")) if os.path.isdir(RESULTS) else []:
@@ -47,15 +49,16 @@ def render() -> str:
             continue
         meta = rows[0]
         parts.append(f"## {meta.get('gpu', path)}\n")
-        ceilings = sorted({(r.get('date'), r.get('copy_ceiling_tbps'), r.get('command')) for r in rows}, key=str)
-        for date, ceil, cmd in ceilings:
-            parts.append(f"- {date}: copy ceiling {ceil} TB/s; command `{cmd}`")
+        ceilings = sorted({(r.get('date'), r.get('copy_ceiling_tbps'), r.get('command'), r.get('l2_flush', 'write'))
+                           for r in rows}, key=str)
+        for date, ceil, cmd, flush in ceilings:
+            parts.append(f"- {date}: copy ceiling {ceil} TB/s; L2 flush before each timed call: {flush}; command `{cmd}`")
         parts.append("")
         parts.append("| " + " | ".join(COLUMNS) + " | extra |")
         parts.append("|" + "---|" * (len(COLUMNS) + 1))
         for r in rows:
             extra = {k: v for k, v in r.items() if k not in COLUMNS and k not in
-                     ("bytes", "gpu", "date", "command", "copy_ceiling_tbps")}
+                     ("bytes", "gpu", "date", "command", "copy_ceiling_tbps", "l2_flush")}
             cells = ["" if r.get(c) is None else str(r.get(c)) for c in COLUMNS]
             parts.append("| " + " | ".join(cells) + " | " + ", ".join(f"{k}={v}" for k, v in extra.items()) + " |")
         parts.append("")
@@ -78,6 +81,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from . import common
     from .common import copy_ceiling_tbps
 
     if not torch.cuda.is_available():
@@ -101,7 +105,8 @@ def main(argv=None) -> int:
                 r["pct_of_copy_ceiling"] = round(100 * r["tbps"] / ceiling, 1)
             if r.get("us_steady") and r.get("bytes"):
                 r["pct_steady"] = round(100 * r["bytes"] / (r["us_steady"] * 1e-6) / 1e12 / ceiling, 1)
-            r.update(gpu=gpu, date=date, command=command, copy_ceiling_tbps=round(ceiling, 3), domain=d)
+            r.update(gpu=gpu, date=date, command=command, copy_ceiling_tbps=round(ceiling, 3), domain=d,
+                     l2_flush=common.FLUSH_MODE)
             new_rows.append(r)
             print("  " + "  ".join(f"{k}={r.get(k)}" for k in COLUMNS if r.get(k) is not None), flush=True)
         # Saved after every domain, so a run cut short keeps what it measured.

@@ -22,15 +22,19 @@ def input_sets_for(bytes_per_set: int, l2_bytes: int = 50 << 20, max_sets: int =
 
 
 _L2_FLUSH = {}
-# "write": zero a 512 MiB buffer (Triton's do_bench method: L2 is left full of dirty lines, whose
-# write-back the next kernel pays for); "read": reduce over it (L2 left holding clean lines).
-FLUSH_MODE = os.environ.get("FLASHINFER_BENCH_FLUSH", "write")
+# "read" (default): reduce over a 512 MiB buffer, so L2 is left holding clean lines of it and the
+# timed call's inputs are not cached. "write": zero the buffer (Triton's do_bench method), which
+# leaves L2 full of dirty lines whose write-back the timed call then pays for: on the H100 a plain
+# 64 MiB copy measured that way reaches 80% of the copy ceiling, 100% after the reading flush
+# (NOTES.md, 2026-12-06). The copy ceiling is measured with the same flush as every row.
+FLUSH_MODE = os.environ.get("FLASHINFER_BENCH_FLUSH", "read")
 # ~200 us at the H100 / H200 boost clock (~2 GHz)
 SLEEP_CYCLES = int(os.environ.get("FLASHINFER_BENCH_SLEEP_CYCLES", 400_000))
 
 
 def flush_l2() -> None:
-    """Evict L2 with a pass over a buffer larger than L2 (cold cache for the next call), then keep
+    """Evict L2 with a pass over a buffer larger than L2 (cold cache for the next call; FLUSH_MODE
+    says whether the pass reads or writes it), then keep
     the GPU busy for another ~200 us: the host's launch latency of the timed call hides behind both
     instead of being counted as device time."""
     buf = _L2_FLUSH.get("buf")
@@ -74,7 +78,8 @@ def steady_us(fns: Sequence[Callable[[], object]], calls: int = 0, reps: int = 1
     excluded. Each call finds its inputs outside L2 and pays for writing back the dirty lines the
     previous call left: the STREAM-style throughput the copy ceiling itself is measured with. The
     cold-L2 timing (time_device_us) instead charges a call with the write-back of the flush
-    buffer's dirty lines (a plain 64 MiB copy reaches only ~80% of the ceiling that way)."""
+    buffer's dirty lines when FLUSH_MODE is "write" (a plain 64 MiB copy reaches only ~80% of the
+    ceiling that way)."""
     n = calls or max(8, 2 * len(fns))
     try:
         s = torch.cuda.Stream()
