@@ -211,7 +211,7 @@ def sweep_rope2(ceiling):
 # ---- cold vs steady, norm and rope ------------------------------------------------------------
 
 def _both(fns, ceiling, nbytes):
-    """Cold (write flush) and steady-state us and % of the ceiling of the same calls."""
+    """Cold (common.FLUSH_MODE flush) and steady-state us and % of the ceiling of the same calls."""
     cold = time_device_us(fns)
     st = common.steady_us(fns)
     return dict(cold_us=round(cold, 2), cold_pct=_pct(nbytes, cold, ceiling),
@@ -490,22 +490,19 @@ def sweep_decode_fp8(ceiling):
     from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _workspace
 
     orig = {n: getattr(cfg, n) for n in ("decode_config", "block_n")}
-    # (warps, tile, stages[, "words"]): "words" reads the cache as int32 words (FLASHINFER_DECODE_FP8_WORDS)
-    settings = [None, (4, 32, 3, "words"), (4, 64, 3, "words"), (4, 128, 3, "words"), (4, 32, 4, "words"),
-                (8, 128, 3), (8, 64, 3)]
+    # (warps, tile, stages)
+    settings = [None, (4, 32, 3), (4, 64, 3), (4, 64, 4), (4, 128, 4), (8, 128, 3)]
     for kvdt in (torch.bfloat16, torch.float8_e4m3fn):
         batch, kv_len = 64, 8192
         cache, indptr, indices, last = _paged(batch, kv_len, kvdt)
         q = torch.randn(batch, H_QO, D, device="cuda", dtype=torch.bfloat16)
         out = torch.empty_like(q)
         nbytes = _bytes(batch, kv_len, kvdt)
-        for st in (settings if kvdt != torch.bfloat16 else [None, (8, 32, 3), (8, 64, 3)]):
+        for st in (settings if kvdt != torch.bfloat16 else [None]):
             if st is not None:
                 nw, bn, ns = st[:3]
                 cfg.block_n = lambda f, d, p8, r, b=bn: b
                 cfg.decode_config = lambda f, d, p8, r, ns=ns, nw=nw: LaunchConfig(num_warps=nw, num_stages=ns)
-                if st[3:] == ("words",):
-                    os.environ["FLASHINFER_DECODE_FP8_WORDS"] = "1"
             try:
                 w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
                 w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16, kv_data_type=kvdt)
@@ -518,7 +515,6 @@ def sweep_decode_fp8(ceiling):
             finally:
                 for n, v in orig.items():
                     setattr(cfg, n, v)
-                os.environ.pop("FLASHINFER_DECODE_FP8_WORDS", None)
         del cache
         torch.cuda.empty_cache()
 

@@ -68,18 +68,6 @@ def pages_ahead(family: str, prefetch_on: bool) -> bool:
     return not prefetch_on and os.environ.get("FLASHINFER_DECODE_PAGES_AHEAD", "1") != "0"
 
 
-def fp8_words(kv_dtype, q_dtype, rope: bool) -> bool:
-    """Read an e4m3fn cache as int32 words and decode it to bf16 in registers (decode_kernel
-    KV_FMT 6), for bf16 queries without RoPE. An experiment, off by default until timed:
-    FLASHINFER_DECODE_FP8_WORDS=1 turns it on on any arch. Why (CPU look at the sm90 code, Triton
-    3.6): read as fp8, the K and V tiles reach the MMA layout through 128 single-byte shared-memory
-    loads a thread a tile; as words they travel with vector loads and Triton's bf16 layout change."""
-    import torch
-
-    return (os.environ.get("FLASHINFER_DECODE_FP8_WORDS", "0") == "1" and not rope
-            and kv_dtype == getattr(torch, "float8_e4m3fn", None) and q_dtype == torch.bfloat16)
-
-
 def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
     """Occupancy floor the AMD gate enforces (waves per SIMD)."""
     return 1 if rope else 2

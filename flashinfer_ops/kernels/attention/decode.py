@@ -77,31 +77,6 @@ def load_kv(ptr, offs, mask, KV_FMT: tl.constexpr):
 
 
 @triton.jit
-def _e4m3_byte_to_bf16(b):
-    """One e4m3fn byte (int32 in [0, 255]) -> bfloat16 equal to value * 2^-120, exactly (the
-    exponent and mantissa fields drop into bf16's; subnormals included; the NaN encodings decode
-    to finite values, as in fp8_bits_to_f16_scaled)."""
-    return (((b & 0x80) << 8) | ((b & 0x7F) << 4)).to(tl.int16).to(tl.bfloat16, bitcast=True)
-
-
-@triton.jit
-def load_kv_e4m3_words(ptr, rows, mask, HEAD_DIM: tl.constexpr):
-    """KV_FMT 6: an e4m3fn tile read as int32 words (4 values each) from an int32 view of the cache:
-    ptr int32, rows [BLOCK_N] word offsets of the token rows. Returns [BLOCK_N, HEAD_DIM] bfloat16
-    = value * 2^-120. The words are loaded (and pipelined through shared memory) with vector loads
-    and decoded in registers; the bf16 tile then reaches the MMA layout through Triton's own
-    conversion. (Read as fp8, sm90 takes the tile to the MMA layout with single-byte shared loads.)"""
-    w = tl.load(ptr + rows[:, None] + tl.arange(0, HEAD_DIM // 4)[None, :], mask=mask, other=0)
-    b0 = _e4m3_byte_to_bf16(w & 0xFF)
-    b1 = _e4m3_byte_to_bf16((w >> 8) & 0xFF)
-    b2 = _e4m3_byte_to_bf16((w >> 16) & 0xFF)
-    b3 = _e4m3_byte_to_bf16((w >> 24) & 0xFF)
-    # [N, D/4, 2 (p), 2 (q)] with element 2p + q of each word = byte 2p + q: b0 b1 b2 b3
-    x = tl.join(tl.join(b0, b2), tl.join(b1, b3))
-    return tl.reshape(x, [rows.shape[0], HEAD_DIM])
-
-
-@triton.jit
 def rope_rotate(x, x_shift, pos, offs_d, HEAD_DIM: tl.constexpr, rope_rcp_scale, rope_log2_theta):
     """Rotate-half RoPE: x [R, D] fp32 at positions pos [R]; x_shift = x with halves swapped."""
     half: tl.constexpr = HEAD_DIM // 2
@@ -125,11 +100,9 @@ def _rows(pages, toks, page_size, s_page, s_tok):
 
 
 @triton.jit
-def _online_update(q, k, v, toks, tmask, lo, kv_len, slope, m_i, l_i, acc, qk_scale, soft_cap,
-                   P_SCALE: tl.constexpr = 1.0):
+def _online_update(q, k, v, toks, tmask, lo, kv_len, slope, m_i, l_i, acc, qk_scale, soft_cap):
     """One KV tile of the online softmax (base 2): q [BLOCK_H, D], k / v [BLOCK_N, D] in the
-    product dtype; returns the new (m_i, l_i, acc). acc accumulates (P_SCALE * p) @ v (a power of
-    two that keeps products of down-scaled fp8 values normal; the caller divides it out)."""
+    product dtype; returns the new (m_i, l_i, acc)."""
     LOG2E: tl.constexpr = 1.4426950408889634
     s = tl.dot(q, tl.trans(k)) * qk_scale
     if soft_cap > 0.0:
@@ -143,8 +116,6 @@ def _online_update(q, k, v, toks, tmask, lo, kv_len, slope, m_i, l_i, acc, qk_sc
     p = tl.exp2(s - m_safe[:, None])
     alpha = tl.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, 1)
-    if P_SCALE != 1.0:
-        p = p * P_SCALE
     acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
     return m_new, l_i, acc
 
@@ -157,7 +128,7 @@ def decode_kernel(
     qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
     BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
     ROPE: tl.constexpr, DOT_F32: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-    PAGES_AHEAD: tl.constexpr = False, FP8_POW: tl.constexpr = 60,
+    PAGES_AHEAD: tl.constexpr = False,
 ):
     """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
 
@@ -167,9 +138,10 @@ def decode_kernel(
     alibi_n > 0 ALiBi with n = 2^floor(log2 H_qo); ROPE llama RoPE (query at kv_len - 1).
     qk_scale = sm_scale * k_scale. Writes lse only when has_lse. DOT_F32 (Triton's CPU interpreter
     only, whose bf16 tl.dot is wrong) runs the products in float32. PREFETCH (not with ROPE)
-    double-buffers K/V tiles in registers. KV_FMT 6 (e4m3fn read as int32 words, bf16 q, not with
-    ROPE or PREFETCH; k and v arrive as value * 2^-120): q and p are scaled by 2^FP8_POW before
-    their products so those stay normal fp32 numbers; the launcher's scales divide it out."""
+    double-buffers K/V tiles in registers. With an fp8 cache (KV_FMT > 0) both products run in
+    float16 whatever q's dtype: every fp8 value is exact in fp16, the conversion is one instruction
+    a pair on sm90 (to bf16 it is three: e4m3 -> f16x2, then f16 -> bf16 for each half), and p
+    in [0, 1] keeps more bits than in bf16; q is clamped to fp16's finite range."""
     w = tl.program_id(0)
     kvh = tl.program_id(1)
     hb = tl.program_id(2)
@@ -199,6 +171,8 @@ def decode_kernel(
         q_rows = q_ptr + req.to(tl.int64) * s_qb + heads[:, None] * s_qh
         if DOT_F32:
             cdt = tl.float32
+        elif KV_FMT != 0:
+            cdt = tl.float16
         else:
             cdt = q_ptr.dtype.element_ty
         q = tl.load(q_rows + offs_d[None, :], mask=hmask[:, None], other=0.0)
@@ -207,8 +181,8 @@ def decode_kernel(
             q_sh = tl.load(q_rows + d_shift[None, :], mask=hmask[:, None], other=0.0).to(tl.float32)
             q = rope_rotate(q.to(tl.float32), q_sh, offs_h * 0 + (kv_len - 1), offs_d, HEAD_DIM,
                             rope_rcp_scale, rope_log2_theta).to(q_ptr.dtype.element_ty)
-        if KV_FMT == 6:
-            q = (q.to(tl.float32) * (2.0 ** FP8_POW)).to(q_ptr.dtype.element_ty)
+        if KV_FMT != 0 and not DOT_F32:
+            q = tl.minimum(tl.maximum(q.to(tl.float32), -65504.0), 65504.0)
         q = q.to(cdt)
         # Standard geometric ALiBi slopes (get_alibi_slopes), n = 2^floor(log2 H_qo); 0 when off.
         hf = heads.to(tl.float32)
@@ -223,7 +197,6 @@ def decode_kernel(
         acc = tl.zeros([BLOCK_H, HEAD_DIM], tl.float32)
         k_base = k_ptr + kvh.to(tl.int64) * s_kh
         v_base = v_ptr + kvh.to(tl.int64) * s_vh
-        qdt = q_ptr.dtype.element_ty
         if PREFETCH:
             # Register double buffering: tile i+1's K/V and tile i+2's page ids are in flight
             # while tile i is computed (fp8 tiles are converted in registers, which Triton's
@@ -244,7 +217,7 @@ def decode_kernel(
                 v_next = load_kv(v_base, _rows(pg_next, toks_n, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
                                  mask_n, KV_FMT)
                 pg_next = _pages(idx_ptr, page_base, toks_n + BLOCK_N, tok_end, page_size)
-                m_i, l_i, acc = _online_update(q, k_cur.to(qdt).to(cdt), v_cur.to(qdt).to(cdt), toks, toks < tok_end,
+                m_i, l_i, acc = _online_update(q, k_cur.to(cdt), v_cur.to(cdt), toks, toks < tok_end,
                                                lo, kv_len, slope, m_i, l_i, acc, qk_scale, soft_cap)
                 k_cur = k_next
                 v_cur = v_next
@@ -261,22 +234,16 @@ def decode_kernel(
                 else:
                     pg = _pages(idx_ptr, page_base, toks, tok_end, page_size)
                 k_off = _rows(pg, toks, page_size, s_kp, s_kt)
-                if KV_FMT == 6:
-                    k = load_kv_e4m3_words(k_base, k_off, tmask[:, None], HEAD_DIM)
-                    v = load_kv_e4m3_words(v_base, _rows(pg, toks, page_size, s_vp, s_vt), tmask[:, None], HEAD_DIM)
-                    m_i, l_i, acc = _online_update(q, k.to(cdt), v.to(cdt), toks, tmask, lo, kv_len, slope, m_i, l_i,
-                                                   acc, qk_scale, soft_cap, 2.0 ** FP8_POW)
-                else:
-                    k = load_kv(k_base, k_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
-                    if ROPE:
-                        d_shift2 = (offs_d + HEAD_DIM // 2) % HEAD_DIM
-                        k_sh = load_kv(k_base, k_off[:, None] + d_shift2[None, :], tmask[:, None], KV_FMT)
-                        k = rope_rotate(k.to(tl.float32), k_sh.to(tl.float32), toks, offs_d, HEAD_DIM,
-                                        rope_rcp_scale, rope_log2_theta)
-                    v = load_kv(v_base, _rows(pg, toks, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
-                                tmask[:, None], KV_FMT)
-                    m_i, l_i, acc = _online_update(q, k.to(qdt).to(cdt), v.to(qdt).to(cdt), toks, tmask, lo, kv_len,
-                                                   slope, m_i, l_i, acc, qk_scale, soft_cap)
+                k = load_kv(k_base, k_off[:, None] + offs_d[None, :], tmask[:, None], KV_FMT)
+                if ROPE:
+                    d_shift2 = (offs_d + HEAD_DIM // 2) % HEAD_DIM
+                    k_sh = load_kv(k_base, k_off[:, None] + d_shift2[None, :], tmask[:, None], KV_FMT)
+                    k = rope_rotate(k.to(tl.float32), k_sh.to(tl.float32), toks, offs_d, HEAD_DIM,
+                                    rope_rcp_scale, rope_log2_theta)
+                v = load_kv(v_base, _rows(pg, toks, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
+                            tmask[:, None], KV_FMT)
+                m_i, l_i, acc = _online_update(q, k.to(cdt), v.to(cdt), toks, tmask, lo, kv_len, slope, m_i, l_i,
+                                               acc, qk_scale, soft_cap)
         valid = l_i > 0.0
         o = tl.where(valid[:, None], acc / tl.where(valid, l_i, 1.0)[:, None], 0.0) * v_scale
         lse = tl.where(valid, m_i + tl.log2(tl.where(valid, l_i, 1.0)), float("-inf"))

@@ -21,15 +21,12 @@ for _i, _n in enumerate(("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "flo
 
 # load_kv returns fp8 values scaled by 2^-shift (exact); the launcher multiplies it back into the
 # softmax scale (K) and the output scale (V).
-FP8_PACK_SHIFT = {1: 8, 2: 0, 3: 7, 4: 0, 6: 120 - 60}
+FP8_PACK_SHIFT = {1: 8, 2: 0, 3: 7, 4: 0}
 # KV_FMT 5: fp8 loaded with its own Triton type and converted by Triton (hardware conversion).
 # Used on sm90 for the OCP formats, where the in-register bit decode made fp8 decode no faster
 # than bf16 (H100 run s2r1: 770 us vs 738 us at batch 64 x 8192). The AMD variants keep the bit
 # decode (the one the compile gate checks for all four formats).
 KV_FMT_NATIVE = 5
-# KV_FMT 6: e4m3fn read as int32 words, decoded to bf16 * 2^-120; the kernel scales q and p by
-# 2^60 (FP8_POW), so the launcher's factor is 2^(120 - 60) (cfg.fp8_words: an experiment).
-KV_FMT_WORDS = 6
 _NATIVE_FP8 = {"sm90": tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, n))}
 
 
@@ -51,24 +48,8 @@ def _zero_page(device: torch.device) -> torch.Tensor:
 
 
 def _kv_ptr(t: torch.Tensor, fmt: int) -> torch.Tensor:
-    """fp8 caches decoded in the kernel are read as raw bytes (FNUZ has no arithmetic on sm90), or
-    as int32 words (KV_FMT_WORDS)."""
-    if fmt == KV_FMT_WORDS:
-        return t.view(torch.int32)
+    """fp8 caches decoded in the kernel are read as raw bytes (FNUZ has no arithmetic on sm90)."""
     return t.view(torch.uint8) if fmt not in (0, KV_FMT_NATIVE) else t
-
-
-def _table_fp8(fmt: int) -> bool:
-    """Whether a KV format takes the launch table's fp8 entries: the int32-word path decodes to a
-    bf16 tile in registers and takes the 16-bit entries."""
-    return fmt not in (0, KV_FMT_WORDS)
-
-
-def _word_aligned(t: torch.Tensor, s_page: int) -> bool:
-    """Whether an fp8 cache can be read as int32 words: 4-byte aligned, every stride but the last
-    (contiguous) one a multiple of 4 elements."""
-    return (t.stride(-1) == 1 and t.shape[-1] % 4 == 0 and t.data_ptr() % 4 == 0 and s_page % 4 == 0
-            and all(t.stride(i) % 4 == 0 for i in range(t.dim() - 1)))
 
 
 def _scalars(q, sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta, k_scale):
@@ -95,11 +76,8 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     fmt = kv_format(k.dtype, family)
     rope = bool(scal["rope"])
     s_kt, s_kh, s_vt, s_vh = k.stride(-3), k.stride(-2), v.stride(-3), v.stride(-2)
-    if fmt != 0 and cfg.fp8_words(k.dtype, q3.dtype, rope) and _word_aligned(k, s_kp) and _word_aligned(v, s_vp):
-        fmt = KV_FMT_WORDS
-        s_kp, s_kt, s_kh, s_vp, s_vt, s_vh = (x // 4 for x in (s_kp, s_kt, s_kh, s_vp, s_vt, s_vh))
     unpack = float(2 ** FP8_PACK_SHIFT.get(fmt, 0))
-    fp8 = _table_fp8(fmt)
+    fp8 = fmt != 0
     has_lse = lse is not None
     lse_t = lse if has_lse else tmp_lse
     s_lb = lse.stride(0) if has_lse and lse.dim() == 2 else 0
@@ -296,13 +274,9 @@ def _register_variants():
     for qdt in (torch.float16, torch.bfloat16):
         qt = TRITON_DTYPE[qdt]
         for kvdt in [qdt] + [getattr(torch, n) for n in kv_names]:
-            fmts = [KV_FMT[kvdt]]
-            if qdt == torch.bfloat16 and kvdt == getattr(torch, "float8_e4m3fn", None):
-                fmts.append(KV_FMT_WORDS)  # the int32-word experiment (cfg.fp8_words), no RoPE
-            for fmt, d, rope in ((f, d, r) for f in fmts for d in cfg.HEAD_DIMS for r in (False, True)):
-                if fmt == KV_FMT_WORDS and rope:
-                    continue
-                kt = qt if fmt == 0 else ("i32" if fmt == KV_FMT_WORDS else "u8")
+            fmt = KV_FMT[kvdt]
+            for d, rope in ((d, r) for d in cfg.HEAD_DIMS for r in (False, True)):
+                kt = qt if fmt == 0 else "u8"
                 sig = {"q_ptr": f"*{qt}", "k_ptr": f"*{kt}", "v_ptr": f"*{kt}", "idx_ptr": "*i32",
                        "work_ptr": "*i32", "out_ptr": f"*{qt}", "lse_ptr": "*fp32", "tmp_o_ptr": "*fp32",
                        "tmp_lse_ptr": "*fp32"}
@@ -317,12 +291,12 @@ def _register_variants():
                 for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                     sig[name] = "fp32"
                 ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False, PREFETCH=False,
-                          PAGES_AHEAD=cfg.pages_ahead("gfx942", False), FP8_POW=60)
+                          PAGES_AHEAD=cfg.pages_ahead("gfx942", False))
                 for k in ce:
                     sig[k] = "constexpr"
                 sig["BLOCK_N"] = "constexpr"
-                kvn = str(kvdt).replace("torch.", "") + ("_words" if fmt == KV_FMT_WORDS else "")
-                p8 = _table_fp8(fmt)
+                kvn = str(kvdt).replace("torch.", "")
+                p8 = fmt != 0
                 # gfx942 and gfx950 share the AMD table (block_n is the same for both)
                 assert cfg.block_n("gfx942", d, p8, rope) == cfg.block_n("gfx950", d, p8, rope)
                 register_variant(KernelVariant(
