@@ -480,8 +480,8 @@ def sweep_decode_h200(ceiling):
 
 def sweep_decode_fp8(ceiling):
     """fp8 KV decode at batch 64 x 8192 (bf16 q, 32/8 heads, D 128, page 16) by (warps, tile,
-    stages), cold and steady, with the bf16 cache as the yardstick (target: fp8 >= 1.6x faster).
-    More warps a program spread each tile's in-register fp8 conversion over more threads."""
+    stages, register cap, residency the planner assumes), cold and steady, with the bf16 cache as
+    the yardstick (target: fp8 >= 1.6x faster)."""
     from flashinfer_ops.configs import LaunchConfig
     from flashinfer_ops.configs.attention import decode as cfg
 
@@ -489,9 +489,11 @@ def sweep_decode_fp8(ceiling):
 
     from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _workspace
 
-    orig = {n: getattr(cfg, n) for n in ("decode_config", "block_n")}
-    # (warps, tile, stages)
-    settings = [None, (4, 32, 3), (4, 64, 3), (4, 64, 4), (4, 128, 4), (8, 128, 3)]
+    orig = {n: getattr(cfg, n) for n in ("decode_config", "block_n", "resident_programs")}
+    # (warps, tile, stages[, maxnreg, resident programs a SM the planner fills]): a register cap
+    # lets more programs share an SM (210 registers at the 128-token tile: 2 a SM)
+    settings = [None, (4, 128, 3, 168, 8), (4, 128, 3, 168, 3), (4, 128, 3, 128, 4), (4, 128, 3, 128, 8),
+                (4, 64, 3, 128, 4), (4, 128, 3, 0, 2), (4, 64, 3, 0, 8)]
     for kvdt in (torch.bfloat16, torch.float8_e4m3fn):
         batch, kv_len = 64, 8192
         cache, indptr, indices, last = _paged(batch, kv_len, kvdt)
@@ -501,13 +503,18 @@ def sweep_decode_fp8(ceiling):
         for st in (settings if kvdt != torch.bfloat16 else [None]):
             if st is not None:
                 nw, bn, ns = st[:3]
+                mr, pps = (st[3:] + (0, 0))[:2]
                 cfg.block_n = lambda f, d, p8, r, b=bn: b
-                cfg.decode_config = lambda f, d, p8, r, ns=ns, nw=nw: LaunchConfig(num_warps=nw, num_stages=ns)
+                cfg.decode_config = lambda f, d, p8, r, ns=ns, nw=nw, mr=mr: LaunchConfig(num_warps=nw, num_stages=ns,
+                                                                                           maxnreg=mr)
+                if pps:
+                    cfg.resident_programs = lambda f, p8, v=pps: v
             try:
                 w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
                 w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16, kv_data_type=kvdt)
                 w.run(q, cache, out=out)
                 emit(section="decode_fp8", kv_dtype=str(kvdt), setting=st or "table",
+                     items=int((w._work_info[:, 0] >= 0).sum()),
                      **_both([lambda: w.run(q, cache, out=out)], ceiling, nbytes))
             except Exception as e:
                 emit(section="decode_fp8", kv_dtype=str(kvdt), setting=st or "table",

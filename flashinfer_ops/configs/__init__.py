@@ -47,6 +47,7 @@ class LaunchConfig:
     waves_per_eu: int = 0  # AMD only: occupancy hint (0 = compiler's choice)
     matrix_instr_nonkdim: int = 0  # AMD only: MFMA shape (16 or 32; 0 = default)
     kpack: int = 0  # AMD only: MFMA operand packing (1 or 2; 0 = default)
+    maxnreg: int = 0  # NVIDIA only: register cap per thread (ptxas .maxnreg; 0 = compiler's choice)
 
     def options(self, family: str) -> Dict[str, Any]:
         """Keyword arguments for a launch (and for triton.compile) on `family`."""
@@ -58,4 +59,6 @@ class LaunchConfig:
                 opts["matrix_instr_nonkdim"] = self.matrix_instr_nonkdim
             if self.kpack:
                 opts["kpack"] = self.kpack
+        elif self.maxnreg:
+            opts["maxnreg"] = self.maxnreg
         return opts

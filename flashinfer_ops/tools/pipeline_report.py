@@ -48,7 +48,7 @@ def report(kernel: str, variant: str, overrides=(), dump: str = "") -> dict:
         key, _, val = item.partition("=")
         if key.startswith("sig:"):
             sig[key[4:]] = val
-        elif key in ("num_warps", "num_stages"):
+        elif key in ("num_warps", "num_stages", "maxnreg"):
             opts[key] = int(val)
         else:
             ce[key] = _value(val)

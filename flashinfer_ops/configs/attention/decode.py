@@ -26,11 +26,14 @@ CHUNK_ALIGN = 64
 
 def resident_programs(family: str, fp8: bool) -> int:
     """Decode programs one SM / CU runs at once with decode_config's tile (the wave the planner
-    fills). sm90 bf16: 32-token tiles, two in flight (~38 KiB of shared memory with the page ids):
-    4 a SM measured best (H200 2026-12-04: batch 1 x 32768 58.8 us at 4, 72-80 us at 3, 5 or 6).
-    sm90 fp8: planned for 8 (1024 programs at batch 64 x 8192, 590 us, vs 512 programs 728 us)."""
+    fills). sm90 bf16: 32-token tiles, two in flight (~38 KiB of shared memory with the page ids,
+    116 registers): 4 a SM measured best (H200 2026-12-04: batch 1 x 32768 58.8 us at 4, 72-80 us
+    at 3, 5 or 6; H100 2026-12-06: 3, 5, 6 slower at 1 x 32768, 16 x 4096 and 32 x 4096).
+    sm90 fp8 (fp16 products, 128-token tiles, 210 registers: 2 a SM): planned for 2, batch 64 x
+    8192 runs unsplit, 512 programs, 492 us vs 520 us split for 8 a SM (H100 2026-12-06,
+    `python -m benchmarks.tune --what decode_fp8`)."""
     if family == "sm90":
-        return 8 if fp8 else 4
+        return 2 if fp8 else 4
     return PROGRAMS_PER_SM
 
 
