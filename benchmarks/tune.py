@@ -46,15 +46,31 @@ def _pct(nbytes, us, ceiling):
 # ---- L2 flush method --------------------------------------------------------------------------
 
 def sweep_flush(ceiling):
-    """Copy of the rmsnorm-4096x4096 byte count (32 MiB read + 32 MiB written) after a writing flush
-    (dirty lines in L2) and after a reading flush (clean lines)."""
-    x = torch.randn(4096, 4096, dtype=torch.bfloat16, device="cuda")
-    y = torch.empty_like(x)
-    for mode in ("write", "read"):
-        common.FLUSH_MODE = mode
-        us = time_device_us([lambda: y.copy_(x)])
-        emit(section="flush", mode=mode, op="copy 4096x4096 bf16", us=round(us, 2), pct=_pct(2 * x.numel() * 2, us, ceiling))
-    common.FLUSH_MODE = "write"
+    """Cold timings under the writing flush (dirty L2) and the reading flush (clean L2), alternated
+    twice: plain copies of 64-268 MiB and the quick benchmark rows of norm, rope and decode (the
+    rows whose figures sat near a same-size copy's cold level). Percentages are against `ceiling`."""
+    from . import attention_decode, norm, rope
+
+    keep = (common.FLUSH_MODE, attention_decode.QUICK_SHAPES)
+    attention_decode.QUICK_SHAPES = [(1, 32768), (16, 4096)]
+    try:
+        for rnd, mode in enumerate(("write", "read", "write", "read")):
+            common.FLUSH_MODE = mode
+            for mib in (64, 84, 134, 268):
+                a = torch.empty(mib << 19, dtype=torch.uint8, device="cuda").random_()
+                b = torch.empty_like(a)
+                us = time_device_us([lambda: b.copy_(a)])
+                emit(section="flush", mode=mode, rnd=rnd, op=f"copy {mib} MiB", us=round(us, 2),
+                     pct=_pct(2 * a.numel(), us, ceiling))
+                del a, b
+            for mod in (norm, rope, attention_decode):
+                for r in mod.run(quick=True):
+                    emit(section="flush", mode=mode, rnd=rnd, op=r["op"], shape=r["shape"], kv=r.get("kv_dtype"),
+                         us=r["us"], pct=_pct(r["bytes"], r["us"], ceiling) if r["bytes"] else None,
+                         peer_us=r.get("peer_us"), ratio=r.get("speedup_vs_peer"))
+                torch.cuda.empty_cache()
+    finally:
+        common.FLUSH_MODE, attention_decode.QUICK_SHAPES = keep
 
 
 # ---- norm -------------------------------------------------------------------------------------
