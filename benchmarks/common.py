@@ -34,9 +34,9 @@ SLEEP_CYCLES = int(os.environ.get("FLASHINFER_BENCH_SLEEP_CYCLES", 400_000))
 
 def flush_l2() -> None:
     """Evict L2 with a pass over a buffer larger than L2 (cold cache for the next call; FLUSH_MODE
-    says whether the pass reads or writes it), then keep
-    the GPU busy for another ~200 us: the host's launch latency of the timed call hides behind both
-    instead of being counted as device time."""
+    says whether the pass reads or writes it), then keep the GPU busy for another ~200 us: the
+    host's launch latency of the timed call hides behind both instead of being counted as device
+    time."""
     buf = _L2_FLUSH.get("buf")
     if buf is None:
         buf = _L2_FLUSH["buf"] = torch.empty(512 << 20, dtype=torch.uint8, device="cuda")
