@@ -86,7 +86,7 @@ def _sweep_norm(ceiling, section, modes, evicts, tiles, peer_reps=1):
     from flashinfer_ops.launch import norm as launch_norm
     from flashinfer_ops.reference import norm as ref
 
-    orig = launch_norm._launch_plan
+    orig, flush_mode = launch_norm._launch_plan, common.FLUSH_MODE
     ref_rms = torch.compile(ref.rmsnorm, dynamic=False)
     ref_fused = torch.compile(ref.fused_add_rmsnorm, dynamic=False)
     for m, n in ((4096, 4096), (16384, 8192)):
@@ -117,7 +117,7 @@ def _sweep_norm(ceiling, section, modes, evicts, tiles, peer_reps=1):
                              add_us=round(add, 2), add_pct=_pct(4 * m * n * 2, add, ceiling))
                     finally:
                         launch_norm._launch_plan = orig
-    common.FLUSH_MODE = "write"
+    common.FLUSH_MODE = flush_mode
 
 
 def sweep_norm(ceiling):
@@ -129,6 +129,13 @@ def sweep_norm2(ceiling):
     """Eviction hint x a few tile shapes, write flush, the peers timed twice."""
     _sweep_norm(ceiling, "norm2", ("write",), ("", "evict_first", "evict_last"),
                 [(1, 4), (1, 8), (2, 4), (2, 8), (2, 16), (1, 16)], peer_reps=2)
+
+
+def sweep_norm5(ceiling):
+    """Eviction hint x tile shapes under the reading flush (the benchmarks' method since
+    2026-12-06), the torch.compile peers timed three times."""
+    _sweep_norm(ceiling, "norm5", ("read",), ("", "evict_first", "evict_last"),
+                [(1, 8), (1, 16), (2, 8), (2, 16), (2, 32), (4, 16), (4, 32)], peer_reps=3)
 
 
 # ---- rope -------------------------------------------------------------------------------------
@@ -666,7 +673,7 @@ def sweep_prefill2(ceiling):
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
-            "norm4": sweep_norm4, "decode_fp8": sweep_decode_fp8,
+            "norm4": sweep_norm4, "norm5": sweep_norm5, "decode_fp8": sweep_decode_fp8,
             "decode2": sweep_decode2}
 
 
