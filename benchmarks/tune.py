@@ -377,6 +377,44 @@ def sweep_sampling(ceiling):
     emit(section="sampling", op="copy bf16->fp32", batch=256, **_both([lambda: out.copy_(x)], ceiling, nbytes))
 
 
+def sweep_softmax(ceiling):
+    """The shipped softmax at 512 / 256 / 64 / 1 x 128256 bf16 (table first), then at 256 rows the
+    row-persistent kernel over BLOCK x warps x grid and the vocabulary-split form over the statistics
+    segment and the write chunk; reading flush."""
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import sampling as launch_sampling
+    from flashinfer_ops.launch import sampling_split as launch_split
+    v = 128256
+    orig_tile, orig_block = launch_split.softmax_stats_tile, launch_sampling.split_block
+    orig_rb, orig_rc = launch_sampling.softmax_rows_block, launch_sampling.softmax_rows_config
+    for b in (512, 256, 64, 1):
+        xs = [((torch.randn(b, v, device="cuda") * 3).to(torch.bfloat16), torch.empty(b, v, device="cuda"))
+              for _ in range(2)]
+        nbytes = b * v * 6
+        emit(section="softmax", batch=b, tile="table",
+             **_both([lambda x=x, o=o: torch.ops.flashinfer.softmax(o, x, None, 1.0) for x, o in xs], ceiling, nbytes))
+        if b != 256:
+            continue
+        for block, warps, grid in ((16384, 32, 128), (16384, 32, 132), (8192, 32, 128), (8192, 16, 128),
+                                   (8192, 16, 132), (16384, 32, 86)):
+            launch_sampling.softmax_rows_block = lambda fam, blk=block: blk
+            launch_sampling.softmax_rows_config = lambda fam, w=warps: LaunchConfig(num_warps=w, num_stages=1)
+            try:
+                emit(section="softmax", batch=b, form="rows", block=block, warps=warps, grid=grid,
+                     **_both([lambda x=x, o=o: launch_sampling.softmax_rows(o, x, None, 1.0, grid) for x, o in xs],
+                             ceiling, nbytes))
+            finally:
+                launch_sampling.softmax_rows_block, launch_sampling.softmax_rows_config = orig_rb, orig_rc
+        for sblock, seg, wblock in ((2048, 32768, 8192), (2048, 8192, 2048), (4096, 65536, 8192)):
+            launch_split.softmax_stats_tile = lambda r, n, t=(sblock, seg): t
+            try:
+                emit(section="softmax", batch=b, form="split", stats=[sblock, seg], write_block=wblock,
+                     **_both([lambda x=x, o=o: launch_split.softmax_split(o, x, None, 1.0, wblock) for x, o in xs],
+                             ceiling, nbytes))
+            finally:
+                launch_split.softmax_stats_tile, launch_sampling.split_block = orig_tile, orig_block
+
+
 # ---- decode -----------------------------------------------------------------------------------
 
 DECODE_PPS = (1, 2, 3, 4, 8)
@@ -673,7 +711,7 @@ def sweep_prefill2(ceiling):
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
-            "norm4": sweep_norm4, "norm5": sweep_norm5, "decode_fp8": sweep_decode_fp8,
+            "norm4": sweep_norm4, "norm5": sweep_norm5, "softmax": sweep_softmax, "decode_fp8": sweep_decode_fp8,
             "decode2": sweep_decode2}
 
 

@@ -11,7 +11,7 @@ AOT build will compile the same list.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -77,6 +77,8 @@ class KernelVariant:
     options: arch family ("gfx942", "gfx950", "sm90") -> triton.compile options (num_warps, ...),
         exactly what the launcher passes on that family.
     min_occupancy: waves per SIMD the variant must reach on AMD (the gate fails below it).
+    families: the arch families whose launcher uses this variant (empty: every family); the AMD
+        gate compiles a variant only for the AMD archs listed.
     """
 
     kernel: str
@@ -86,6 +88,7 @@ class KernelVariant:
     constexprs: Dict[str, Any]
     options: Callable[[str], Dict[str, Any]]
     min_occupancy: int = 1
+    families: Tuple[str, ...] = ()
 
 
 VARIANTS: List[KernelVariant] = []

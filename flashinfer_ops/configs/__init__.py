@@ -40,6 +40,14 @@ def arch_family(device: torch.device) -> str:
     return _family_of_device(device.index if device.index is not None else torch.cuda.current_device())
 
 
+def sm_count(device: torch.device) -> int:
+    """SMs (NVIDIA) / CUs (AMD) of `device`; 4 under the interpreter and on the CPU, so the CPU
+    tests still see a multi-program grid."""
+    if device.type == "cuda" and not interpreting():
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
 @dataclasses.dataclass(frozen=True)
 class LaunchConfig:
     num_warps: int = 4

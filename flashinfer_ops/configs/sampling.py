@@ -11,9 +11,10 @@ from logits): S = cdiv(vocab, BLOCK) programs per row with S <= SPLIT_SMAX; BLOC
 SPLIT_BLOCKS that still gives SPLIT_PROGRAMS programs in all (batch 1 x vocab 128256: 1024-wide
 chunks, 126 programs; batch >= 64: 8192-wide chunks). The sampler's top-k survivor list holds
 CAP >= k entries (TOPK_CAPS buckets, k <= 256); larger k, k given per row, and k <= 0 or k >= vocab
-take the composed path (mask -> softmax -> rejection sampling). FLASHINFER_SAMPLING_SPLIT=0 selects
-the previous kernels everywhere, including UNROLL=1 in the rejection samplers (A/B switch, read on
-every call).
+take the composed path (mask -> softmax -> rejection sampling). Softmax over a batch that gives
+every SM / CU two rows or more runs the row-persistent kernel instead (softmax_rows_grid).
+FLASHINFER_SAMPLING_SPLIT=0 selects the previous kernels everywhere, including UNROLL=1 in the
+rejection samplers (A/B switch, read on every call).
 """
 import os
 from typing import Optional, Tuple
@@ -100,6 +101,64 @@ def split_block(rows: int, vocab: int) -> Optional[int]:
         if rows * -(-vocab // b) >= SPLIT_PROGRAMS:
             return b
     return fits[0]
+
+
+# Softmax statistics pass (kernels/sampling_split.py softmax_stats_kernel): SOFTMAX_STATS_BLOCK
+# columns a step, segments of 1..16 steps a program; the longest segment that still gives
+# SOFTMAX_STATS_PROGRAMS programs in all (at most SPLIT_SMAX segments a row).
+SOFTMAX_STATS_BLOCK = 2048
+SOFTMAX_STATS_PROGRAMS = 1024
+SOFTMAX_SEG_STEPS = (16, 8, 4, 2, 1)
+
+
+def softmax_stats_tile(rows: int, vocab: int) -> Tuple[int, int]:
+    """(BLOCK, seg_len) of the softmax statistics pass for a [rows, vocab] input (vocab <=
+    SPLIT_BLOCKS[-1] * SPLIT_SMAX, which split_block already requires)."""
+    if interpreting():
+        # two-step segments, so the small test vocabularies run the loop and a partial segment
+        block = INTERPRET_SPLIT_BLOCK
+        while -(-vocab // (2 * block)) > SPLIT_SMAX:
+            block *= 2
+        return block, 2 * block
+    block = SOFTMAX_STATS_BLOCK
+    fits = [k for k in SOFTMAX_SEG_STEPS if -(-vocab // (k * block)) <= SPLIT_SMAX]
+    for k in fits:
+        if rows * -(-vocab // (k * block)) >= SOFTMAX_STATS_PROGRAMS:
+            return block, k * block
+    return block, fits[-1] * block
+
+
+# Row-persistent softmax (kernels/sampling.py softmax_rows_kernel): used when every program gets at
+# least two rows and the programs still cover ~all SMs / CUs (batch 256 on the H100's 132 SMs: 128
+# programs of 2 rows). BLOCK columns a step, 16 a thread on sm90 (32 warps: one program a SM), 8 a
+# lane on AMD (16 wave64s, the 1024-lane maximum; 16384 columns spilled there, at 8 or 16 wave64s).
+SOFTMAX_ROWS_BLOCK = {"sm90": 16384, "gfx942": 8192, "gfx950": 8192}
+SOFTMAX_ROWS_MIN_FILL = 0.9
+
+
+def softmax_rows_grid(rows: int, vocab: int, n_units: int) -> Optional[int]:
+    """Programs of the row-persistent softmax for [rows, vocab] on n_units SMs / CUs, or None where
+    the vocabulary-split form is used instead (fewer than two rows a program, or too few programs
+    to cover the GPU). Under the interpreter: two rows a program from 4 rows up, so the CPU tests
+    cover the pipeline
+    (smaller batches keep the split form's coverage)."""
+    if interpreting():
+        return -(-rows // 2) if rows >= 4 else None
+    if vocab <= SMALL_BLOCK:
+        return None
+    per_prog = -(-rows // n_units)
+    grid = -(-rows // per_prog)
+    if per_prog < 2 or grid < SOFTMAX_ROWS_MIN_FILL * n_units:
+        return None
+    return grid
+
+
+def softmax_rows_config(family: str) -> LaunchConfig:
+    return LaunchConfig(num_warps=32 if family == "sm90" else 16, num_stages=1)
+
+
+def softmax_rows_block(family: str) -> int:
+    return INTERPRET_BLOCK if interpreting() else SOFTMAX_ROWS_BLOCK[family]
 
 
 def topk_cap(k: int) -> Optional[int]:

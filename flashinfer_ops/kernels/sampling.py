@@ -320,6 +320,59 @@ def softmax_kernel(
 
 
 @triton.jit
+def _fold_one(m_vec, s_vec, x):
+    """Fold x into elementwise running (max m, sum of exp(. - m)) with one exp per element:
+    exp(-|x - m|) is exp(x - m) when x <= m and the rescale factor exp(m - x) of the old sum when x
+    is the new max. -inf entries add nothing (-inf - -inf is NaN, kept out by the where)."""
+    d = x - m_vec
+    e = tl.where(x > float("-inf"), tl.exp(-tl.abs(d)), 0.0)
+    return tl.maximum(m_vec, x), tl.where(d > 0, s_vec * e + 1.0, s_vec + e)
+
+
+@triton.jit
+def softmax_rows_kernel(
+    out_ptr, x_ptr, t_arr_ptr, t_val, vocab, stride_x, stride_out, has_t_arr, rows,
+    BLOCK: tl.constexpr,
+):
+    """out = softmax(x / T), grid (G,) with G <= rows: program p handles rows p, p + G, p + 2G, ...,
+    one at a time, in two sweeps of BLOCK-wide chunks:
+
+        (m, s) = (max, sum exp(x/T - max)) of the row   (DRAM; elementwise accumulators, the next
+                                                         chunk's load in flight)
+        out = exp(x/T - m) / s                          (last chunk first: the row is re-read from L2)
+
+    With G ~ the SM count the rows in flight (G x vocab logits) stay in L2 between the sweeps, so
+    the logits cross DRAM once. x: [rows, vocab] (row stride stride_x), out: float32 [rows, vocab];
+    T is t_arr[row] when has_t_arr, else t_val."""
+    offs = tl.arange(0, BLOCK)
+    n_blk = tl.cdiv(vocab, BLOCK)
+    for r in range(tl.program_id(0), rows, tl.num_programs(0)):
+        row = tl.zeros([], tl.int64) + r
+        t = tl.zeros([], dtype=tl.float32) + t_val
+        if has_t_arr != 0:
+            t = tl.load(t_arr_ptr + row)
+        inv_t = 1.0 / t
+        x_row = x_ptr + row * stride_x
+        o_row = out_ptr + row * stride_out
+        m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
+        s_vec = tl.zeros([BLOCK], tl.float32)
+        x_next = tl.load(x_row + offs, mask=offs < vocab, other=float("-inf"), eviction_policy="evict_last")
+        for c in range(0, vocab, BLOCK):
+            x = x_next.to(tl.float32) * inv_t
+            cols = c + BLOCK + offs
+            x_next = tl.load(x_row + cols, mask=cols < vocab, other=float("-inf"), eviction_policy="evict_last")
+            m_vec, s_vec = _fold_one(m_vec, s_vec, x)
+        m = tl.max(m_vec)
+        inv_s = 1.0 / tl.sum(tl.where(m_vec > float("-inf"), s_vec * tl.exp(m_vec - m), 0.0))
+        for i in range(0, n_blk):
+            cols = (n_blk - 1 - i) * BLOCK + offs
+            inb = cols < vocab
+            x = tl.load(x_row + cols, mask=inb, other=float("-inf"), eviction_policy="evict_first")
+            tl.store(o_row + cols, tl.exp(x.to(tl.float32) * inv_t - m) * inv_s, mask=inb,
+                     eviction_policy="evict_first")
+
+
+@triton.jit
 def top_p_renorm_kernel(
     out_ptr, x_ptr, arr_ptr, vocab, stride_x, stride_out, p_val, has_arr,
     MAX_ITERS: tl.constexpr, BLOCK: tl.constexpr,

@@ -33,19 +33,20 @@ the same radix launches, ``topk_kept_mass_kernel`` (renorm only: each chunk's ke
 ``topk_filter_write_kernel``, whose last program per row (a ticket on the row's counter) zeroes the
 row's workspace.
 
-Softmax (out = softmax(x / T)) in two launches over the same grid: ``softmax_stats_kernel`` writes
-each chunk's max and sum of exp(x/T - max); ``softmax_write_kernel`` combines the row's S pairs in
-a fixed order (bitwise identical in every program) and writes exp(x/T - M) / Z. The second launch
-walks the programs in reverse, so the chunks read last by the first launch (still in L2) are read
-again first; the first launch's loads ask L2 to keep the lines (evict_last), the second's loads and
-stores to drop them first (hints only: ignored on AMD). (A one-launch form, whose programs keep
-their chunk in registers and wait for the row's other programs on a counter, was slower on the
-H200: NOTES.md.)
+Softmax (out = softmax(x / T)) in two launches: ``softmax_stats_kernel`` (grid: segments x rows)
+writes each segment's max and sum of exp(x/T - max), accumulated elementwise with one exp per
+element and one cross-warp reduction per program; ``softmax_write_kernel`` (one program per
+BLOCK-wide chunk) combines the row's segment pairs in a fixed order (bitwise identical in every
+program) and writes exp(x/T - M) / Z. The second launch walks the programs in reverse, so the
+chunks read last by the first launch (still in L2) are read again first; the first launch's loads
+ask L2 to keep the lines (evict_last), the second's loads and stores to drop them first (hints only:
+ignored on AMD). (A one-launch form, whose programs keep their chunk in registers and wait for the
+row's other programs on a counter, was slower on the H200: NOTES.md.)
 """
 import triton
 import triton.language as tl
 
-from .sampling import _advance_offset, _key
+from .sampling import _advance_offset, _fold_one, _key
 
 COUNTER = tl.constexpr(1024)  # int32 slot of a workspace row after its 4 x 256 bins: counter or ticket
 
@@ -349,34 +350,47 @@ def topk_filter_write_kernel(
 
 @triton.jit
 def softmax_stats_kernel(
-    ws_ptr, x_ptr, t_arr_ptr, t_val, vocab, stride_x, has_t_arr,
+    ws_ptr, x_ptr, t_arr_ptr, t_val, vocab, stride_x, has_t_arr, seg_len,
     SMAX: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Grid (S, rows). ws[row, 0, c] = max over chunk c of x/T, ws[row, 1, c] = sum exp(x/T - max)."""
-    chunk = tl.program_id(0)
+    """Grid (G, rows). Program (g, row) covers columns [g * seg_len, (g + 1) * seg_len) of x / T in
+    BLOCK-wide steps and writes ws[row, 0, g] = max, ws[row, 1, g] = sum exp(x/T - max).
+    Elementwise accumulators and a register prefetch of the next step keep the loads in flight;
+    the only cross-warp reduction is the program's last (a reduction per step left the loads idle:
+    the read-only pass ran at ~65% of the copy ceiling)."""
+    seg = tl.program_id(0)
     row = tl.program_id(1).to(tl.int64)
     t = tl.zeros([], dtype=tl.float32) + t_val
     if has_t_arr != 0:
         t = tl.load(t_arr_ptr + row)
     inv_t = 1.0 / t
-    cols = chunk * BLOCK + tl.arange(0, BLOCK)
-    x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf"),
-                eviction_policy="evict_last").to(tl.float32) * inv_t
-    m = tl.max(x)
-    safe = tl.where(m > float("-inf"), m, 0.0)
-    s = tl.sum(tl.where(x > float("-inf"), tl.exp(x - safe), 0.0))
-    tl.store(ws_ptr + row * (2 * SMAX) + chunk, m)
-    tl.store(ws_ptr + row * (2 * SMAX) + SMAX + chunk, s)
+    xrow = x_ptr + row * stride_x
+    c0 = seg * seg_len
+    c1 = tl.minimum(c0 + seg_len, vocab)
+    offs = tl.arange(0, BLOCK)
+    m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
+    s_vec = tl.zeros([BLOCK], tl.float32)
+    cols = c0 + offs
+    x_next = tl.load(xrow + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
+    for c in range(c0, c1, BLOCK):
+        x = x_next.to(tl.float32) * inv_t
+        cols = c + BLOCK + offs
+        x_next = tl.load(xrow + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
+        m_vec, s_vec = _fold_one(m_vec, s_vec, x)
+    m = tl.max(m_vec)
+    s = tl.sum(tl.where(m_vec > float("-inf"), s_vec * tl.exp(m_vec - m), 0.0))
+    tl.store(ws_ptr + row * (2 * SMAX) + seg, m)
+    tl.store(ws_ptr + row * (2 * SMAX) + SMAX + seg, s)
 
 
 @triton.jit
 def softmax_write_kernel(
-    out_ptr, ws_ptr, x_ptr, t_arr_ptr, t_val, vocab, stride_x, stride_out, has_t_arr, n_chunks, rows,
+    out_ptr, ws_ptr, x_ptr, t_arr_ptr, t_val, vocab, stride_x, stride_out, has_t_arr, n_chunks, n_segs, rows,
     SMAX: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Grid (S * rows,), programs in reverse (row, chunk) order. out = exp(x/T - M) / Z with the row's
-    M = max of chunk maxima, Z = sum of chunk sums rescaled to M (the same fixed-order sum in every
-    program of the row)."""
+    """Grid (n_chunks * rows,), BLOCK-wide chunks in reverse (row, chunk) order. out = exp(x/T - M) / Z
+    with the row's M = max of the n_segs segment maxima, Z = sum of the segment sums rescaled to M
+    (the same fixed-order sum in every program of the row)."""
     lin = n_chunks * rows - 1 - tl.program_id(0)
     chunk = lin % n_chunks
     row = (lin // n_chunks).to(tl.int64)
@@ -389,7 +403,7 @@ def softmax_write_kernel(
         t = tl.load(t_arr_ptr + row)
     inv_t = 1.0 / t
     sids = tl.arange(0, SMAX)
-    smask = sids < n_chunks
+    smask = sids < n_segs
     cm = tl.load(ws_ptr + row * (2 * SMAX) + sids, mask=smask, other=float("-inf"))
     cs = tl.load(ws_ptr + row * (2 * SMAX) + SMAX + sids, mask=smask, other=0.0)
     big_m = tl.max(cm)

@@ -6,10 +6,11 @@ import triton
 
 from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
-from ..configs import arch_family
+from ..configs import arch_family, sm_count
 from ..configs.sampling import (
-    BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SPEC_BLOCK, row_block, sampler_tile, sampling_config, spec_block,
-    sampler_unroll, split_block, split_enabled, topk_cap,
+    BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SOFTMAX_ROWS_BLOCK, SPEC_BLOCK, row_block, sampler_tile,
+    sampler_unroll, sampling_config, softmax_rows_block, softmax_rows_config, softmax_rows_grid, spec_block,
+    split_block, split_enabled, topk_cap,
 )
 from ..fake import sampling as contract
 from ..kernels import sampling as K
@@ -119,6 +120,10 @@ def _softmax(out, logits, maybe_temperature_arr, temperature_val):
     rows, vocab = logits.shape
     if rows == 0 or vocab == 0:
         return
+    grid = softmax_rows_grid(rows, vocab, sm_count(logits.device)) if split_enabled() else None
+    if grid is not None:
+        softmax_rows(out, logits, maybe_temperature_arr, temperature_val, grid)
+        return
     block = row_block(vocab)
     sblock = split_block(rows, vocab) if block != SMALL_BLOCK and split_enabled() else None
     if sblock is not None:
@@ -129,6 +134,16 @@ def _softmax(out, logits, maybe_temperature_arr, temperature_val):
         float(temperature_val), vocab, logits.stride(0), out.stride(0), int(maybe_temperature_arr is not None),
         BLOCK=block, **_opts(logits.device, block),
     )
+
+
+def softmax_rows(out, logits, t_arr, t_val, grid):
+    """out = softmax(logits / T) with the row-persistent kernel on `grid` programs (kernels/sampling.py
+    softmax_rows_kernel; 1 <= grid <= rows)."""
+    rows, vocab = logits.shape
+    fam = arch_family(logits.device)
+    launch(K.softmax_rows_kernel, (grid,), out, logits, t_arr if t_arr is not None else out, float(t_val), vocab,
+           logits.stride(0), out.stride(0), int(t_arr is not None), rows, BLOCK=softmax_rows_block(fam),
+           **softmax_rows_config(fam).options(fam))
 
 
 def top_k_top_p_sampling_from_logits_cuda(samples, logits, indices, maybe_top_k_arr, top_k_val, maybe_top_p_arr,
@@ -359,6 +374,13 @@ def _register_variants():
                 register_variant(KernelVariant(
                     kernel="sampling.sample_logits_kernel", variant=f"{dt}_b{block}_nb{nb}", fn=K.sample_logits_kernel,
                     signature=sig, constexprs=dict(BLOCK=block, NB=nb), options=opts(block)))
+        sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
+               "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "rows": "i32", "BLOCK": "constexpr"}
+        for block in sorted(set(SOFTMAX_ROWS_BLOCK.values())):
+            register_variant(KernelVariant(
+                kernel="sampling.softmax_rows_kernel", variant=f"{dt}_b{block}", fn=K.softmax_rows_kernel,
+                signature=sig, constexprs=dict(BLOCK=block), options=lambda fam: softmax_rows_config(fam).options(fam),
+                families=tuple(f for f, b in SOFTMAX_ROWS_BLOCK.items() if b == block)))
         for block in (BIG_BLOCK, SMALL_BLOCK):
             sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
                    "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "BLOCK": "constexpr"}

@@ -8,7 +8,8 @@ from .._launch import launch
 from .._library import TRITON_DTYPE, KernelVariant, register_variant
 from ..configs import arch_family
 from ..configs.sampling import (
-    DRAW_SUB, SPLIT_BLOCKS, SPLIT_SMAX, TOPK_CAPS, draw_config, draw_jb, split_config,
+    DRAW_SUB, SOFTMAX_STATS_BLOCK, SPLIT_BLOCKS, SPLIT_SMAX, TOPK_CAPS, draw_config, draw_jb,
+    softmax_stats_tile, split_config,
 )
 from ..kernels import sampling_split as KS
 from ..reference import sampling as ref
@@ -42,16 +43,19 @@ def _opts(device, block):
 
 
 def softmax_split(out, logits, t_arr, t_val, block):
-    """out = softmax(logits / T) with S = cdiv(vocab, block) programs per row (two launches)."""
+    """out = softmax(logits / T): the statistics launch (segments of softmax_stats_tile), then the
+    write launch over BLOCK-wide chunks."""
     rows, vocab = logits.shape
     s = -(-vocab // block)
+    sblock, seg_len = softmax_stats_tile(rows, vocab)
+    n_segs = -(-vocab // seg_len)
     ws = torch.empty(rows, 2 * SPLIT_SMAX, dtype=torch.float32, device=logits.device)
     t = t_arr if t_arr is not None else ws
-    opts = _opts(logits.device, block)
-    launch(KS.softmax_stats_kernel, (s, rows), ws, logits, t, float(t_val), vocab, logits.stride(0),
-           int(t_arr is not None), SMAX=SPLIT_SMAX, BLOCK=block, **opts)
+    launch(KS.softmax_stats_kernel, (n_segs, rows), ws, logits, t, float(t_val), vocab, logits.stride(0),
+           int(t_arr is not None), seg_len, SMAX=SPLIT_SMAX, BLOCK=sblock, **_opts(logits.device, sblock))
     launch(KS.softmax_write_kernel, (s * rows,), out, ws, logits, t, float(t_val), vocab, logits.stride(0),
-           out.stride(0), int(t_arr is not None), s, rows, SMAX=SPLIT_SMAX, BLOCK=block, **opts)
+           out.stride(0), int(t_arr is not None), s, n_segs, rows, SMAX=SPLIT_SMAX, BLOCK=block,
+           **_opts(logits.device, block))
 
 
 def _keybits(dtype: torch.dtype) -> int:
@@ -137,15 +141,16 @@ def register_split_variants(dtypes):
     for dtype in dtypes:
         dt = TRITON_DTYPE[dtype]
         kb = _keybits(dtype)
+        sig = {"ws_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
+               "stride_x": "i32", "has_t_arr": "i32", "seg_len": "i32", "SMAX": "constexpr", "BLOCK": "constexpr"}
+        register_variant(KernelVariant(
+            kernel="sampling_split.softmax_stats_kernel", variant=f"{dt}_b{SOFTMAX_STATS_BLOCK}",
+            fn=KS.softmax_stats_kernel, signature=sig, constexprs=dict(SMAX=SPLIT_SMAX, BLOCK=SOFTMAX_STATS_BLOCK),
+            options=opts(SOFTMAX_STATS_BLOCK)))
         for block in SPLIT_BLOCKS:
-            sig = {"ws_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
-                   "stride_x": "i32", "has_t_arr": "i32", "SMAX": "constexpr", "BLOCK": "constexpr"}
-            register_variant(KernelVariant(
-                kernel="sampling_split.softmax_stats_kernel", variant=f"{dt}_b{block}", fn=KS.softmax_stats_kernel,
-                signature=sig, constexprs=dict(SMAX=SPLIT_SMAX, BLOCK=block), options=opts(block)))
             sig = {"out_ptr": "*fp32", "ws_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32",
                    "vocab": "i32", "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "n_chunks": "i32",
-                   "rows": "i32", "SMAX": "constexpr", "BLOCK": "constexpr"}
+                   "n_segs": "i32", "rows": "i32", "SMAX": "constexpr", "BLOCK": "constexpr"}
             register_variant(KernelVariant(
                 kernel="sampling_split.softmax_write_kernel", variant=f"{dt}_b{block}", fn=KS.softmax_write_kernel,
                 signature=sig, constexprs=dict(SMAX=SPLIT_SMAX, BLOCK=block), options=opts(block)))

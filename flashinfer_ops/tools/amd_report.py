@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     for a in archs:
         if a not in LDS_LIMIT:
             p.error(f"--arch: unknown arch {a!r}; expected gfx942 and/or gfx950")
-    work = [(i, a) for i, v in enumerate(VARIANTS) if args.kernel in v.kernel for a in archs]
+    work = [(i, a) for i, v in enumerate(VARIANTS) if args.kernel in v.kernel for a in archs
+            if not v.families or a in v.families]
     if not work:
         print("no kernel variants registered (or none matched --kernel)", file=sys.stderr)
         return 1

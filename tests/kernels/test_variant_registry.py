@@ -28,3 +28,8 @@ def test_every_variant_names_every_kernel_parameter():
 def test_variant_names_are_unique():
     names = [(v.kernel, v.variant) for v in VARIANTS]
     assert len(names) == len(set(names))
+
+
+def test_variant_families_are_known():
+    known = {"sm90", "gfx942", "gfx950"}
+    assert all(set(v.families) <= known for v in VARIANTS)

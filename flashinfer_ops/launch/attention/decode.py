@@ -8,7 +8,7 @@ import triton
 
 from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
-from ...configs import arch_family, interpreting
+from ...configs import arch_family, interpreting, sm_count
 from ...configs.attention import decode as cfg
 from ...fake.attention import decode as contract
 from ...kernels.attention.decode import WORK_COLS, decode_kernel, merge_kernel
@@ -102,12 +102,6 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
 
 
 # ---- planning (host) ----------------------------------------------------------------------------
-
-def sm_count(device: torch.device) -> int:
-    if device.type == "cuda" and not interpreting():
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 4
-
 
 def programs_per_sm(device: torch.device, kv_dtype: torch.dtype) -> int:
     """Decode programs an SM runs at once for this cache dtype (cfg.resident_programs)."""
