@@ -140,8 +140,7 @@ def softmax_rows_grid(rows: int, vocab: int, n_units: int) -> Optional[int]:
     """Programs of the row-persistent softmax for [rows, vocab] on n_units SMs / CUs, or None where
     the vocabulary-split form is used instead (fewer than two rows a program, or too few programs
     to cover the GPU). Under the interpreter: two rows a program from 4 rows up, so the CPU tests
-    cover the pipeline
-    (smaller batches keep the split form's coverage)."""
+    run this kernel too (smaller batches keep the split form's coverage)."""
     if interpreting():
         return -(-rows // 2) if rows >= 4 else None
     if vocab <= SMALL_BLOCK:
