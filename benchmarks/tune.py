@@ -385,7 +385,7 @@ def sweep_softmax(ceiling):
     from flashinfer_ops.launch import sampling as launch_sampling
     from flashinfer_ops.launch import sampling_split as launch_split
     v = 128256
-    orig_tile, orig_block = launch_split.softmax_stats_tile, launch_sampling.split_block
+    orig_tile = launch_split.softmax_stats_tile
     orig_rb, orig_rc = launch_sampling.softmax_rows_block, launch_sampling.softmax_rows_config
     for b in (512, 256, 64, 1):
         xs = [((torch.randn(b, v, device="cuda") * 3).to(torch.bfloat16), torch.empty(b, v, device="cuda"))
@@ -412,7 +412,7 @@ def sweep_softmax(ceiling):
                      **_both([lambda x=x, o=o: launch_split.softmax_split(o, x, None, 1.0, wblock) for x, o in xs],
                              ceiling, nbytes))
             finally:
-                launch_split.softmax_stats_tile, launch_sampling.split_block = orig_tile, orig_block
+                launch_split.softmax_stats_tile = orig_tile
 
 
 # ---- decode -----------------------------------------------------------------------------------

@@ -40,11 +40,16 @@ def arch_family(device: torch.device) -> str:
     return _family_of_device(device.index if device.index is not None else torch.cuda.current_device())
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count_of_device(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def sm_count(device: torch.device) -> int:
-    """SMs (NVIDIA) / CUs (AMD) of `device`; 4 under the interpreter and on the CPU, so the CPU
-    tests still see a multi-program grid."""
+    """SMs (NVIDIA) / CUs (AMD) of `device` (asked once per device: launchers call it per op);
+    4 under the interpreter and on the CPU, so the CPU tests still see a multi-program grid."""
     if device.type == "cuda" and not interpreting():
-        return torch.cuda.get_device_properties(device).multi_processor_count
+        return _sm_count_of_device(device.index if device.index is not None else torch.cuda.current_device())
     return 4
 
 

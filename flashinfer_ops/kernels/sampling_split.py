@@ -46,7 +46,7 @@ row's other programs on a counter, was slower on the H200: NOTES.md.)
 import triton
 import triton.language as tl
 
-from .sampling import _advance_offset, _fold_one, _key
+from .sampling import _advance_offset, _key, _span_stats
 
 COUNTER = tl.constexpr(1024)  # int32 slot of a workspace row after its 4 x 256 bins: counter or ticket
 
@@ -354,31 +354,16 @@ def softmax_stats_kernel(
     SMAX: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Grid (G, rows). Program (g, row) covers columns [g * seg_len, (g + 1) * seg_len) of x / T in
-    BLOCK-wide steps and writes ws[row, 0, g] = max, ws[row, 1, g] = sum exp(x/T - max).
-    Elementwise accumulators and a register prefetch of the next step keep the loads in flight;
-    the only cross-warp reduction is the program's last (a reduction per step left the loads idle:
-    the read-only pass ran at ~65% of the copy ceiling)."""
+    BLOCK-wide steps (kernels/sampling.py _span_stats) and writes ws[row, 0, g] = max,
+    ws[row, 1, g] = sum exp(x/T - max)."""
     seg = tl.program_id(0)
     row = tl.program_id(1).to(tl.int64)
     t = tl.zeros([], dtype=tl.float32) + t_val
     if has_t_arr != 0:
         t = tl.load(t_arr_ptr + row)
     inv_t = 1.0 / t
-    xrow = x_ptr + row * stride_x
     c0 = seg * seg_len
-    c1 = tl.minimum(c0 + seg_len, vocab)
-    offs = tl.arange(0, BLOCK)
-    m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
-    s_vec = tl.zeros([BLOCK], tl.float32)
-    cols = c0 + offs
-    x_next = tl.load(xrow + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
-    for c in range(c0, c1, BLOCK):
-        x = x_next.to(tl.float32) * inv_t
-        cols = c + BLOCK + offs
-        x_next = tl.load(xrow + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
-        m_vec, s_vec = _fold_one(m_vec, s_vec, x)
-    m = tl.max(m_vec)
-    s = tl.sum(tl.where(m_vec > float("-inf"), s_vec * tl.exp(m_vec - m), 0.0))
+    m, s = _span_stats(x_ptr + row * stride_x, c0, tl.minimum(c0 + seg_len, vocab), inv_t, BLOCK)
     tl.store(ws_ptr + row * (2 * SMAX) + seg, m)
     tl.store(ws_ptr + row * (2 * SMAX) + SMAX + seg, s)
 
