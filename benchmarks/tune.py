@@ -415,6 +415,41 @@ def sweep_softmax(ceiling):
                 launch_split.softmax_stats_tile = orig_tile
 
 
+def sweep_softmax2(ceiling):
+    """Row-persistent softmax at 256 x 128256 bf16 (grid 128, reading flush): BLOCK x warps x
+    statistics-sweep depth x write-sweep prefetch; then the same bytes' plain ceilings: a write-only
+    fill of the fp32 output, a read-only row max of the bf16 input, and the bf16 -> fp32 copy."""
+    from flashinfer_ops.configs import LaunchConfig
+    from flashinfer_ops.launch import sampling as launch_sampling
+    b, v = 256, 128256
+    keep = (launch_sampling.softmax_rows_block, launch_sampling.softmax_rows_config, launch_sampling.softmax_rows_pipe)
+    xs = [((torch.randn(b, v, device="cuda") * 3).to(torch.bfloat16), torch.empty(b, v, device="cuda"))
+          for _ in range(2)]
+    nbytes = b * v * 6
+    emit(section="softmax2", tile="table",
+         **_both([lambda x=x, o=o: torch.ops.flashinfer.softmax(o, x, None, 1.0) for x, o in xs], ceiling, nbytes))
+    settings = [(16384, 32, d, a) for d in (1, 2, 3) for a in (False, True)]
+    settings += [(8192, 32, d, a) for d in (1, 2, 3, 4) for a in (False, True)]
+    settings += [(8192, 16, 2, True), (8192, 16, 4, True), (4096, 32, 4, True), (4096, 16, 4, True)]
+    for block, warps, depth, ahead in settings:
+        launch_sampling.softmax_rows_block = lambda fam, blk=block: blk
+        launch_sampling.softmax_rows_config = lambda fam, w=warps: LaunchConfig(num_warps=w, num_stages=1)
+        launch_sampling.softmax_rows_pipe = lambda fam, p=(depth, ahead): p
+        try:
+            emit(section="softmax2", block=block, warps=warps, depth=depth, ahead=ahead,
+                 **_both([lambda x=x, o=o: launch_sampling.softmax_rows(o, x, None, 1.0, 128) for x, o in xs],
+                         ceiling, nbytes))
+        finally:
+            (launch_sampling.softmax_rows_block, launch_sampling.softmax_rows_config,
+             launch_sampling.softmax_rows_pipe) = keep
+    emit(section="softmax2", op="fill fp32 out (write only)",
+         **_both([lambda o=o: o.fill_(1.0) for _, o in xs], ceiling, b * v * 4))
+    emit(section="softmax2", op="amax bf16 rows (read only)",
+         **_both([lambda x=x: x.amax(dim=1) for x, _ in xs], ceiling, b * v * 2))
+    emit(section="softmax2", op="copy bf16 -> fp32",
+         **_both([lambda x=x, o=o: o.copy_(x) for x, o in xs], ceiling, nbytes))
+
+
 # ---- decode -----------------------------------------------------------------------------------
 
 DECODE_PPS = (1, 2, 3, 4, 8)
@@ -587,6 +622,35 @@ def sweep_decode_fp8(ceiling):
         torch.cuda.empty_cache()
 
 
+def sweep_decode_fp8b(ceiling):
+    """fp8 e4m3 / e5m2 KV decode at batch 64 x 8192 (bf16 q, 32/8 heads, D 128, page 16) with V
+    converted by Triton after the operand gather (table) or in its loaded layout by inline asm
+    (FLASHINFER_DECODE_V_ASM=1), cold and steady, next to the bf16 cache; and batch 16 x 4096."""
+    import flashinfer
+
+    from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _workspace
+
+    for batch, kv_len in ((64, 8192), (16, 4096)):
+        for kvdt in (torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2):
+            cache, indptr, indices, last = _paged(batch, kv_len, kvdt)
+            q = torch.randn(batch, H_QO, D, device="cuda", dtype=torch.bfloat16)
+            out = torch.empty_like(q)
+            nbytes = _bytes(batch, kv_len, kvdt)
+            for v_asm in (("0", "1") if kvdt != torch.bfloat16 else ("0",)):
+                os.environ["FLASHINFER_DECODE_V_ASM"] = v_asm
+                try:
+                    w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
+                    w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16, kv_data_type=kvdt)
+                    emit(section="decode_fp8b", batch=batch, kv_len=kv_len, kv_dtype=str(kvdt), v_asm=v_asm,
+                         **_both([lambda: w.run(q, cache, out=out)], ceiling, nbytes))
+                except Exception as e:
+                    emit(section="decode_fp8b", batch=batch, kv_dtype=str(kvdt), v_asm=v_asm,
+                         error=f"{type(e).__name__}: {str(e)[:300]}")
+            os.environ.pop("FLASHINFER_DECODE_V_ASM", None)
+            del cache
+            torch.cuda.empty_cache()
+
+
 def sweep_decode2(ceiling):
     """bf16 decode at batch 1 x 32768, 16 x 4096, 64 x 8192: page ids a tile ahead (loop-carried,
     the table) vs page ids left to Triton's pipeliner at 5 stages (their own async-copy stage, no
@@ -665,6 +729,42 @@ def sweep_prefill(ceiling):
     os.environ.pop("FLASHINFER_PREFILL_TILE", None)
 
 
+def sweep_prefill3(ceiling):
+    """Ragged causal prefill with the unmasked K / V tiles read through tensor descriptors (TMA) or
+    per-thread copies, over a few sm90 tiles, next to SDPA's cuDNN and flash backends (B, L as
+    shipped; single prefill at (1, 8192) too)."""
+    from .attention_prefill import SHAPES, _ragged_case, _sdpa, _single_fns, _tflops
+
+    tiles = ("table", "128,64,8,3", "128,128,8,2", "64,128,4,3", "128,64,4,3")
+    for b, l in SHAPES:
+        for backend in ("FLASH_ATTENTION", "CUDNN_ATTENTION"):
+            us, mode = _sdpa(backend, b, l, 1)
+            if us:
+                emit(section="prefill3", b=b, l=l, setting=f"sdpa {backend} {mode}", us=round(us, 2),
+                     tflops=round(_tflops(b, l, us), 1))
+        for tma in ("0", "1"):
+            os.environ["FLASHINFER_PREFILL_TMA"] = tma
+            for tile in tiles:
+                if tile == "table":
+                    os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+                else:
+                    os.environ["FLASHINFER_PREFILL_TILE"] = tile
+                cases = [("ragged", lambda: _ragged_case(b, l, 1)[1])]
+                if b == 1:
+                    cases.append(("single", lambda: _single_fns(l, 1)))
+                for name, make in cases:
+                    try:
+                        us = time_device_us(make(), warmup=2, reps=10)
+                        emit(section="prefill3", b=b, l=l, case=name, tma=tma, tile=tile, us=round(us, 2),
+                             tflops=round(_tflops(b, l, us), 1))
+                    except Exception as e:
+                        emit(section="prefill3", b=b, l=l, case=name, tma=tma, tile=tile,
+                             error=f"{type(e).__name__}: {str(e)[:300]}")
+                    torch.cuda.empty_cache()
+    for name in ("FLASHINFER_PREFILL_TILE", "FLASHINFER_PREFILL_TMA"):
+        os.environ.pop(name, None)
+
+
 def sweep_prefill2(ceiling):
     """Paged prefill: page-id prefetch x stages (the 2026-12 TTGIR finding: the register prefetch
     at 3 stages leaves a page-table load in front of every tile's cp.async; without it, 5 stages
@@ -709,9 +809,9 @@ def sweep_prefill2(ceiling):
 
 
 SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
-            "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2,
+            "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2, "prefill3": sweep_prefill3,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
-            "norm4": sweep_norm4, "norm5": sweep_norm5, "softmax": sweep_softmax, "decode_fp8": sweep_decode_fp8,
+            "norm4": sweep_norm4, "norm5": sweep_norm5, "softmax": sweep_softmax, "softmax2": sweep_softmax2, "decode_fp8": sweep_decode_fp8, "decode_fp8b": sweep_decode_fp8b,
             "decode2": sweep_decode2}
 
 

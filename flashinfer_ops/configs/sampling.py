@@ -130,9 +130,17 @@ def softmax_stats_tile(rows: int, vocab: int) -> Tuple[int, int]:
 
 # Row-persistent softmax (kernels/sampling.py softmax_rows_kernel): used when every program gets at
 # least two rows and the programs still cover ~all SMs / CUs (batch 256 on the H100's 132 SMs: 128
-# programs of 2 rows). BLOCK columns a step, 16 a thread on sm90 (32 warps: one program a SM), 8 a
-# lane on AMD (16 wave64s, the 1024-lane maximum; 16384 columns spilled there, at 8 or 16 wave64s).
-SOFTMAX_ROWS_BLOCK = {"sm90": 16384, "gfx942": 8192, "gfx950": 8192}
+# programs of 2 rows). BLOCK columns a step: sm90 4 a thread (32 warps: one program a SM) with four
+# steps of the statistics sweep in flight and the write sweep one step ahead; AMD 8 a lane (16
+# wave64s, the 1024-lane maximum; 16384 columns spilled there, at 8 or 16 wave64s).
+# H100 2026-12-06 (`python -m benchmarks.tune --what softmax2`, 256 x 128256 bf16, reading flush,
+# copy ceiling 3.032 TB/s), cold us (BLOCK, warps, depth, write-ahead): (16384, 32, 1, no) 87.5
+# (the table before); (16384, 32, 2-3, *) 93-114 (spills); (8192, 32, 1..4, no) 88.9 / 85.9 / 85.9
+# / 84.3, with write-ahead 85.9 / 81.9 / 82.5 / 81.2; (8192, 16, 2 / 4, yes) 83.9 / 88.1;
+# (4096, 32, 4, yes) 79.0 = 82.2% of the ceiling; (4096, 16, 4, yes) 92.5. Same bytes: fill of
+# the fp32 output alone 41.9 us, bf16 -> fp32 copy 101.4 us. AMD keeps the one-step form (not
+# measured there).
+SOFTMAX_ROWS_BLOCK = {"sm90": 4096, "gfx942": 8192, "gfx950": 8192}
 SOFTMAX_ROWS_MIN_FILL = 0.9
 
 
@@ -150,6 +158,15 @@ def softmax_rows_grid(rows: int, vocab: int, n_units: int) -> Optional[int]:
     if per_prog < 2 or grid < SOFTMAX_ROWS_MIN_FILL * n_units:
         return None
     return grid
+
+
+# (STATS_DEPTH, WRITE_AHEAD) of softmax_rows_kernel: steps of the statistics sweep in flight and
+# the write sweep's one-step prefetch (measurements above SOFTMAX_ROWS_BLOCK).
+SOFTMAX_ROWS_PIPE = {"sm90": (4, True), "gfx942": (1, False), "gfx950": (1, False)}
+
+
+def softmax_rows_pipe(family: str) -> Tuple[int, bool]:
+    return SOFTMAX_ROWS_PIPE[family]
 
 
 def softmax_rows_config(family: str) -> LaunchConfig:

@@ -330,20 +330,43 @@ def _fold_one(m_vec, s_vec, x):
 
 
 @triton.jit
-def _span_stats(x_row, c0, c1, inv_t, BLOCK: tl.constexpr):
+def _stats_chunk(x_row, cols, c1):
+    return tl.load(x_row + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
+
+
+@triton.jit
+def _span_stats(x_row, c0, c1, inv_t, BLOCK: tl.constexpr, DEPTH: tl.constexpr = 1):
     """(max, sum exp(x/T - max)) of x_row[c0:c1] / T in BLOCK-wide steps: elementwise accumulators
-    and the next step's load in flight, so the only cross-warp reduction is the last (a reduction
-    per step left the loads idle: the read-only sweep ran at ~65% of the copy ceiling)."""
+    and the next DEPTH steps' loads in flight (DEPTH in 1..4), so the only cross-warp reduction is
+    the last (a reduction per step left the loads idle: the read-only sweep ran at ~65% of the copy
+    ceiling). Steps past c1 are fully masked loads: they move no bytes."""
     offs = tl.arange(0, BLOCK)
+    STEP: tl.constexpr = BLOCK * DEPTH
     m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
     s_vec = tl.zeros([BLOCK], tl.float32)
-    cols = c0 + offs
-    x_next = tl.load(x_row + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
-    for c in range(c0, c1, BLOCK):
-        x = x_next.to(tl.float32) * inv_t
-        cols = c + BLOCK + offs
-        x_next = tl.load(x_row + cols, mask=cols < c1, other=float("-inf"), eviction_policy="evict_last")
+    x0 = _stats_chunk(x_row, c0 + offs, c1)
+    if DEPTH > 1:
+        x1 = _stats_chunk(x_row, c0 + BLOCK + offs, c1)
+    if DEPTH > 2:
+        x2 = _stats_chunk(x_row, c0 + 2 * BLOCK + offs, c1)
+    if DEPTH > 3:
+        x3 = _stats_chunk(x_row, c0 + 3 * BLOCK + offs, c1)
+    for c in range(c0, c1, STEP):
+        x = x0.to(tl.float32) * inv_t
+        x0 = _stats_chunk(x_row, c + STEP + offs, c1)
         m_vec, s_vec = _fold_one(m_vec, s_vec, x)
+        if DEPTH > 1:
+            x = x1.to(tl.float32) * inv_t
+            x1 = _stats_chunk(x_row, c + STEP + BLOCK + offs, c1)
+            m_vec, s_vec = _fold_one(m_vec, s_vec, x)
+        if DEPTH > 2:
+            x = x2.to(tl.float32) * inv_t
+            x2 = _stats_chunk(x_row, c + STEP + 2 * BLOCK + offs, c1)
+            m_vec, s_vec = _fold_one(m_vec, s_vec, x)
+        if DEPTH > 3:
+            x = x3.to(tl.float32) * inv_t
+            x3 = _stats_chunk(x_row, c + STEP + 3 * BLOCK + offs, c1)
+            m_vec, s_vec = _fold_one(m_vec, s_vec, x)
     m = tl.max(m_vec)
     return m, tl.sum(tl.where(m_vec > float("-inf"), s_vec * tl.exp(m_vec - m), 0.0))
 
@@ -351,17 +374,19 @@ def _span_stats(x_row, c0, c1, inv_t, BLOCK: tl.constexpr):
 @triton.jit
 def softmax_rows_kernel(
     out_ptr, x_ptr, t_arr_ptr, t_val, vocab, stride_x, stride_out, has_t_arr, rows,
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, STATS_DEPTH: tl.constexpr = 1, WRITE_AHEAD: tl.constexpr = False,
 ):
     """out = softmax(x / T), grid (G,) with G <= rows: program p handles rows p, p + G, p + 2G, ...,
     one at a time, in two sweeps of BLOCK-wide chunks:
 
-        (m, s) = (max, sum exp(x/T - max)) of the row   (DRAM; _span_stats)
+        (m, s) = (max, sum exp(x/T - max)) of the row   (DRAM; _span_stats, STATS_DEPTH chunks ahead)
         out = exp(x/T - m) / s                          (last chunk first: the row is re-read from L2)
 
     With G ~ the SM count the rows in flight (G x vocab logits) stay in L2 between the sweeps, so
-    the logits cross DRAM once. x: [rows, vocab] (row stride stride_x), out: float32 [rows, vocab];
-    T is t_arr[row] when has_t_arr, else t_val."""
+    the logits cross DRAM once. WRITE_AHEAD loads the write sweep's next chunk before the current
+    one is stored (the compiler does not move a load above a store that may alias it, so without
+    it every chunk waits out an L2 round trip). x: [rows, vocab] (row stride stride_x), out:
+    float32 [rows, vocab]; T is t_arr[row] when has_t_arr, else t_val."""
     offs = tl.arange(0, BLOCK)
     n_blk = tl.cdiv(vocab, BLOCK)
     for r in range(tl.program_id(0), rows, tl.num_programs(0)):
@@ -372,14 +397,27 @@ def softmax_rows_kernel(
         inv_t = 1.0 / t
         x_row = x_ptr + row * stride_x
         o_row = out_ptr + row * stride_out
-        m, s = _span_stats(x_row, 0, vocab, inv_t, BLOCK)
+        m, s = _span_stats(x_row, 0, vocab, inv_t, BLOCK, STATS_DEPTH)
         inv_s = 1.0 / s
-        for i in range(0, n_blk):
-            cols = (n_blk - 1 - i) * BLOCK + offs
-            inb = cols < vocab
-            x = tl.load(x_row + cols, mask=inb, other=float("-inf"), eviction_policy="evict_first")
-            tl.store(o_row + cols, tl.exp(x.to(tl.float32) * inv_t - m) * inv_s, mask=inb,
-                     eviction_policy="evict_first")
+        if WRITE_AHEAD:
+            cols = (n_blk - 1) * BLOCK + offs
+            x_next = tl.load(x_row + cols, mask=cols < vocab, other=float("-inf"), eviction_policy="evict_first")
+            for i in range(0, n_blk):
+                cols = (n_blk - 1 - i) * BLOCK + offs
+                x = x_next
+                # chunk -1 on the last step: a fully masked load (cols < 0 fails the >= 0 test)
+                pcols = cols - BLOCK
+                x_next = tl.load(x_row + pcols, mask=(pcols >= 0) & (pcols < vocab), other=float("-inf"),
+                                 eviction_policy="evict_first")
+                tl.store(o_row + cols, tl.exp(x.to(tl.float32) * inv_t - m) * inv_s, mask=cols < vocab,
+                         eviction_policy="evict_first")
+        else:
+            for i in range(0, n_blk):
+                cols = (n_blk - 1 - i) * BLOCK + offs
+                inb = cols < vocab
+                x = tl.load(x_row + cols, mask=inb, other=float("-inf"), eviction_policy="evict_first")
+                tl.store(o_row + cols, tl.exp(x.to(tl.float32) * inv_t - m) * inv_s, mask=inb,
+                         eviction_policy="evict_first")
 
 
 @triton.jit

@@ -9,7 +9,8 @@ from .._library import TRITON_DTYPE, KernelVariant, register_op, register_varian
 from ..configs import arch_family, sm_count
 from ..configs.sampling import (
     BIG_BLOCK, NB_BUCKETS, SAMPLER_BLOCK, SMALL_BLOCK, SOFTMAX_ROWS_BLOCK, SPEC_BLOCK, row_block, sampler_tile,
-    sampler_unroll, sampling_config, softmax_rows_block, softmax_rows_config, softmax_rows_grid, spec_block,
+    sampler_unroll, sampling_config, softmax_rows_block, softmax_rows_config, softmax_rows_grid, softmax_rows_pipe,
+    spec_block,
     split_block, split_enabled, topk_cap,
 )
 from ..fake import sampling as contract
@@ -141,9 +142,10 @@ def softmax_rows(out, logits, t_arr, t_val, grid):
     softmax_rows_kernel; 1 <= grid <= rows)."""
     rows, vocab = logits.shape
     fam = arch_family(logits.device)
+    depth, ahead = softmax_rows_pipe(fam)
     launch(K.softmax_rows_kernel, (grid,), out, logits, t_arr if t_arr is not None else out, float(t_val), vocab,
            logits.stride(0), out.stride(0), int(t_arr is not None), rows, BLOCK=softmax_rows_block(fam),
-           **softmax_rows_config(fam).options(fam))
+           STATS_DEPTH=depth, WRITE_AHEAD=ahead, **softmax_rows_config(fam).options(fam))
 
 
 def top_k_top_p_sampling_from_logits_cuda(samples, logits, indices, maybe_top_k_arr, top_k_val, maybe_top_p_arr,
@@ -375,12 +377,17 @@ def _register_variants():
                     kernel="sampling.sample_logits_kernel", variant=f"{dt}_b{block}_nb{nb}", fn=K.sample_logits_kernel,
                     signature=sig, constexprs=dict(BLOCK=block, NB=nb), options=opts(block)))
         sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
-               "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "rows": "i32", "BLOCK": "constexpr"}
-        for block in sorted(set(SOFTMAX_ROWS_BLOCK.values())):
+               "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "rows": "i32", "BLOCK": "constexpr",
+               "STATS_DEPTH": "constexpr", "WRITE_AHEAD": "constexpr"}
+        # one variant per distinct (BLOCK, STATS_DEPTH, WRITE_AHEAD), gated on the families that launch it
+        rows_tiles = {f: (b, *softmax_rows_pipe(f)) for f, b in SOFTMAX_ROWS_BLOCK.items()}
+        for block, depth, ahead in sorted(set(rows_tiles.values())):
             register_variant(KernelVariant(
-                kernel="sampling.softmax_rows_kernel", variant=f"{dt}_b{block}", fn=K.softmax_rows_kernel,
-                signature=sig, constexprs=dict(BLOCK=block), options=lambda fam: softmax_rows_config(fam).options(fam),
-                families=tuple(f for f, b in SOFTMAX_ROWS_BLOCK.items() if b == block)))
+                kernel="sampling.softmax_rows_kernel", variant=f"{dt}_b{block}_d{depth}{'_wa' if ahead else ''}",
+                fn=K.softmax_rows_kernel, signature=sig,
+                constexprs=dict(BLOCK=block, STATS_DEPTH=depth, WRITE_AHEAD=ahead),
+                options=lambda fam: softmax_rows_config(fam).options(fam),
+                families=tuple(f for f, t in rows_tiles.items() if t == (block, depth, ahead))))
         for block in (BIG_BLOCK, SMALL_BLOCK):
             sig = {"out_ptr": "*fp32", "x_ptr": f"*{dt}", "t_arr_ptr": "*fp32", "t_val": "fp32", "vocab": "i32",
                    "stride_x": "i32", "stride_out": "i32", "has_t_arr": "i32", "BLOCK": "constexpr"}

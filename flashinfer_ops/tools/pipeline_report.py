@@ -6,7 +6,9 @@ pipelined its loads: the shared-memory buffers (leading dim = tiles in flight), 
         BLOCK_N=32 num_warps=4 num_stages=3 [PAGES_AHEAD=False] [--dump DIR]
 
 Extra KEY=VALUE arguments override constexprs (ints, True/False, or strings) and the options
-num_warps / num_stages; `sig:NAME=TYPE` overrides one signature entry (e.g. `sig:k_ptr=*fp8e4nv`).
+num_warps / num_stages; `sig:NAME=TYPE` overrides one signature entry (e.g. `sig:k_ptr=*fp8e4nv`);
+`div16:NAME` marks one more integer argument 16-divisible (e.g. `div16:vocab`, as a launch with a
+vocabulary that is a multiple of 16 specialises it).
 Pointers and stride arguments (names starting with s_ or stride) are marked 16-divisible, as the
 launcher's specialisation does on the device; without that nothing vectorises. Use the Triton the
 GPU machine runs (its pipeliner decides the buffers). Not under TRITON_INTERPRET=1 (the
@@ -44,16 +46,20 @@ def report(kernel: str, variant: str, overrides=(), dump: str = "") -> dict:
         raise ValueError(f"variant: no registered {kernel} / {variant}")
     v = found[0]
     sig, ce, opts = dict(v.signature), dict(v.constexprs), v.options("sm90")
+    extra_div16 = []
     for item in overrides:
         key, _, val = item.partition("=")
-        if key.startswith("sig:"):
+        if key.startswith("div16:"):
+            extra_div16.append(key[6:])
+        elif key.startswith("sig:"):
             sig[key[4:]] = val
         elif key in ("num_warps", "num_stages", "maxnreg"):
             opts[key] = int(val)
         else:
             ce[key] = _value(val)
     names = list(sig)
-    div16 = [n for n in names if n not in ce and (sig[n].startswith("*") or n.startswith(("s_", "stride")))]
+    div16 = [n for n in names if n not in ce and (sig[n].startswith("*") or n.startswith(("s_", "stride"))
+                                                  or n in extra_div16)]
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in div16}
     compiled = triton.compile(ASTSource(fn=v.fn, signature=sig, constexprs=ce, attrs=attrs),
                               target=GPUTarget("cuda", 90, 32), options=opts)
@@ -70,8 +76,11 @@ def report(kernel: str, variant: str, overrides=(), dump: str = "") -> dict:
         "buffers": re.findall(r"local_alloc : \(\) -> !ttg\.memdesc<([0-9x]+[a-z0-9]+)", ttgir),
         "async_copies": ttgir.count("async_copy_global_to_local"),
         "cp_async": ptx.count("cp.async.c"),
-        "ld_global_v4": ptx.count("ld.global.v4"),
+        "ld_global_v4": len(re.findall(r"ld\.global\S*\.v4", ptx)),
         "mma_sync": ptx.count("mma.sync"),
+        "ldmatrix": ptx.count("ldmatrix"),
+        "ld_shared_b8": ptx.count("ld.shared.b8"),
+        "cp_async_bulk_tensor": ptx.count("cp.async.bulk.tensor"),
         "wgmma": ptx.count("wgmma.mma_async"),
         "div": len(re.findall(r"\bdiv\.[su](32|64)", ptx)),
         "shared_bytes": compiled.metadata.shared,

@@ -338,3 +338,33 @@ def test_prefetch_path(monkeypatch, kv_dtype):
         out, lse, _ = _run_paged(q, cache, indptr, indices, last, h_qo, h_kv, d, page, "NHD", kv_dtype, **kw)
         want_o, want_lse = _oracle(q, cache, indptr, indices, last, "NHD")
         _close(out, lse, want_o, want_lse, torch.bfloat16)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kv_dtype", [torch.float8_e4m3fn, torch.float8_e5m2], ids=str)
+def test_v_asm_path(monkeypatch, kv_dtype):
+    """V converted in its loaded layout by inline asm (decode_kernel V_ASM, sm90, natively typed
+    fp8): every fp8 bit pattern of V comes out exact (the asm's byte order), and a paged batch with
+    tile edges and split chunks matches the oracle."""
+    from flashinfer_ops.configs import arch_family
+    from flashinfer_ops.configs.attention import decode as cfg
+    from flashinfer_ops.launch.attention.decode import KV_FMT_NATIVE, kv_format
+
+    if kv_format(kv_dtype, arch_family(torch.device(KERNEL_DEVICE))) != KV_FMT_NATIVE:
+        pytest.skip("V_ASM needs the natively typed fp8 path (sm90)")
+    for forced in (True, False):  # the shipped choice and the A/B alternative
+        monkeypatch.setattr(cfg, "v_asm", lambda native_fp8, prefetch_on, f=forced: f and native_fp8 and not prefetch_on)
+        _v_asm_case(kv_dtype)
+
+
+def _v_asm_case(kv_dtype):
+    test_fp8_decoding_exact(kv_dtype, torch.bfloat16)
+    batch, page, h_qo, h_kv, d = 7, 16, 32, 8, 128
+    lens = _lens(batch, 2000, with_empty=True)
+    cache, indptr, indices, last = _paged_batch(lens, page, h_kv, d, kv_dtype, "NHD")
+    q = torch.randn(batch, h_qo, d, device=KERNEL_DEVICE).to(torch.bfloat16)
+    for kw in ({}, dict(fixed_split_size=2)):
+        out, lse, _ = _run_paged(q, cache, indptr, indices, last, h_qo, h_kv, d, page, "NHD", kv_dtype,
+                                 k_scale=0.7, v_scale=1.3, **kw)
+        want_o, want_lse = _oracle(q, cache, indptr, indices, last, "NHD", k_scale=0.7, v_scale=1.3)
+        _close(out, lse, want_o, want_lse, torch.bfloat16)

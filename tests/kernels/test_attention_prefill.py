@@ -225,3 +225,23 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
         qs, qe = qo_indptr[i], qo_indptr[i + 1]
         o32, l32, err_lp = _ref(q[qs:qe], k, v, causal=mode == "causal", custom_mask=masks[i] if masks else None)
         _compare(out[qs:qe], lse[qs:qe], o32, l32, err_lp, dtype)
+
+
+def test_tma_view_rules():
+    """The 2-D views the sm90 descriptor path reads K / V through: token-major (NHD, also a slice of
+    a wider row), head-major (HND), and None where the copy engine's 16-byte rules fail."""
+    from flashinfer_ops.launch.attention import prefill as P
+
+    if P.TensorDescriptor is None:
+        pytest.skip("this Triton has no host tensor descriptors")
+    nhd = torch.empty(100, 4, 128, dtype=torch.bfloat16)
+    assert P.tma_view(nhd, P._dense_strides(nhd, 0), 100, 128) == (0, 128, 100, 512)
+    hnd = torch.empty(4, 100, 128, dtype=torch.bfloat16)
+    assert P.tma_view(hnd, P._dense_strides(hnd, 1), 100, 128) == (100, 0, 400, 128)
+    wide = torch.empty(100, 2, 4, 136, dtype=torch.bfloat16)[:, 0, :, :128]  # K of a fused [K|V] row, padded
+    assert P.tma_view(wide, P._dense_strides(wide, 0), 100, 128) == (0, 136, 100, 3 * 136 + 128)
+    odd = torch.empty(100, 4, 67, dtype=torch.bfloat16)[..., :64]  # row stride 268 elements: 536 bytes
+    assert P.tma_view(odd, P._dense_strides(odd, 0), 100, 64) is None
+    shifted = torch.empty(100 * 512 + 1, dtype=torch.bfloat16)[1:].view(100, 4, 128)  # base 2 bytes off
+    assert P.tma_view(shifted, P._dense_strides(shifted, 0), 100, 128) is None
+    assert P.tma_view(nhd, P._dense_strides(nhd, 0), 0, 128) is None  # nothing to read

@@ -7,6 +7,8 @@
 - paged prefill keeps as many K/V tiles in flight as ragged, and its pipelined loop waits on no
   page-table load (with the register page-id prefetch at 3 stages, the pipeliner put the page-id
   ld.global of a tile right before that tile's cp.async: a global-load latency every tile).
+- fp8 decode converts V before the MMA operand gather (V_ASM): no byte-wise shared-memory reads.
+- dense prefill on sm90 reads K / V through tensor descriptors (bulk tensor copies).
 """
 import json
 import os
@@ -101,3 +103,25 @@ def test_paged_prefill_shared_rows_shorten_the_loop():
     rows = report("attention.prefill_kernel", PAGED_ROWS, _prefill_overrides(True))
     plain = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_paged_pow2", _prefill_overrides(True))
     assert rows["loop_instructions"] < plain["loop_instructions"], (rows, plain)
+
+
+def _fp8_decode_overrides():
+    c = dcfg.decode_config("sm90", 128, True, False)
+    return ["sig:k_ptr=*fp8e4nv", "sig:v_ptr=*fp8e4nv", "KV_FMT=5", f"BLOCK_N={dcfg.block_n('sm90', 128, True, False)}",
+            f"num_warps={c.num_warps}", f"num_stages={c.num_stages}", f"PAGES_AHEAD={dcfg.pages_ahead('sm90', False)}"]
+
+
+def test_fp8_decode_v_asm_gathers_no_bytes():
+    """The shipped sm90 fp8 decode (V_ASM) reaches V's MMA operand through ldmatrix on fp16; the
+    control (Triton's own conversion) gathers V's token pairs one byte at a time."""
+    assert dcfg.v_asm(True, False)
+    on = report("attention_decode.decode_kernel", "bf16_float8_e4m3fn_d128", _fp8_decode_overrides() + ["V_ASM=True"])
+    off = report("attention_decode.decode_kernel", "bf16_float8_e4m3fn_d128", _fp8_decode_overrides() + ["V_ASM=False"])
+    assert on["ld_shared_b8"] == 0 and on["ldmatrix"] > 0, on
+    assert off["ld_shared_b8"] > 0, off
+    assert on["loop_instructions"] < off["loop_instructions"], (on, off)
+
+
+def test_dense_prefill_reads_kv_by_tensor_descriptor():
+    r = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_dense_tma", [])
+    assert r["cp_async_bulk_tensor"] > 0, r

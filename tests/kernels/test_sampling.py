@@ -496,10 +496,14 @@ def test_split_top_k_top_p_from_logits_frequencies(k, p):
                                                    [(5, 300, 2), (7, 37, 3), (4, 200, 4), (3, 130, 1)]))
 @pytest.mark.parametrize("temp_arr", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_softmax_rows_persistent(rows, vocab, grid, temp_arr, dtype):
-    """The row-persistent softmax on forced grids (one program for every row up to ~8 rows a program):
-    every row written once, -inf entries, per-row temperature, padded input rows."""
+@pytest.mark.parametrize("pipe", [(1, False), (2, True), (3, False), (4, True)])
+def test_softmax_rows_persistent(rows, vocab, grid, temp_arr, dtype, pipe, monkeypatch):
+    """The row-persistent softmax on forced grids (one program for every row up to ~8 rows a program)
+    and statistics / write-sweep prefetch depths: every row written once, -inf entries, per-row
+    temperature, padded input rows."""
     from flashinfer_ops.launch import sampling as launch_sampling
+
+    monkeypatch.setattr(launch_sampling, "softmax_rows_pipe", lambda fam: pipe)
 
     x = _logits(rows, vocab, scale=3.0, dtype=dtype)
     x = x.masked_fill(torch.rand(rows, vocab, device=DEV) < 0.2, float("-inf"))

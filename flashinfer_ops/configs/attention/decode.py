@@ -63,6 +63,17 @@ def prefetch(native_fp8: bool, rope: bool) -> bool:
     return native_fp8 and not rope and os.environ.get("FLASHINFER_DECODE_PREFETCH", "0") == "1"
 
 
+def v_asm(native_fp8: bool, prefetch_on: bool) -> bool:
+    """Convert a natively typed fp8 V tile in its loaded layout (decode_kernel V_ASM) rather than
+    letting Triton convert it after the MMA operand gather, where V's token pairs were assembled a
+    byte at a time (128 ld.shared.b8 a thread and tile; the sm90 PTX loop drops from 1189 to 713
+    instructions, shared memory 72 -> 104 KiB, still 2 programs a SM). H100 2026-12-06 (`python -m
+    benchmarks.tune --what decode_fp8b`, batch 64 x 8192, bf16 q, reading flush): e4m3 503.6 ->
+    412.3 us cold, e5m2 498.8 -> 412.3 (bf16 cache 705.8: 1.40x -> 1.71x); 16 x 4096 77.6 -> 66.3.
+    FLASHINFER_DECODE_V_ASM=0 turns it off (A/B runs)."""
+    return native_fp8 and not prefetch_on and os.environ.get("FLASHINFER_DECODE_V_ASM", "1") != "0"
+
+
 def pages_ahead(family: str, prefetch_on: bool) -> bool:
     """Load each tile's page ids one iteration early (decode_kernel PAGES_AHEAD). Without it the
     page-table load sits in the software pipeline ahead of the K/V copies, and Triton 3.6 (sm90,

@@ -115,6 +115,20 @@ def shared_rows(page_size: int, k_strides, v_strides) -> bool:
             and os.environ.get("FLASHINFER_PREFILL_SHARED_ROWS", "1") != "0")
 
 
+def tma_enabled(family: str, paged: bool, fp8: bool, extra: bool, head_dim_qk: int, head_dim_vo: int) -> bool:
+    """Dense lean 16-bit prefill on sm90 reads its unmasked K / V tiles through tensor descriptors
+    (prefill_kernel TMA) where the head dims are the tile widths; the launcher also needs a
+    16-byte-aligned 2-D view of K and V (launch/attention/prefill.py tma_view). H100 2026-12-06
+    (`python -m benchmarks.tune --what prefill3`, causal bf16 32/8 heads D128, table tile 64x64,
+    4 warps, 3 stages): ragged 1154 -> 1109 us at (1, 8192), 1232 -> 1184 at (4, 4096), 469.5 ->
+    447.6 at (16, 1024); single 1206 -> 1169 at 8192. With descriptors the table tile stays best
+    (128x64 / 8 warps 1234 / 1322 / 512 us, 128x128 / 8 warps / 2 stages 1353 / 1411 / 608).
+    FLASHINFER_PREFILL_TMA=0 turns it off (A/B runs)."""
+    return (family == "sm90" and not (paged or fp8 or extra) and not interpreting()
+            and padded_dims(head_dim_qk, head_dim_vo) == (head_dim_qk, head_dim_vo)
+            and os.environ.get("FLASHINFER_PREFILL_TMA", "1") != "0")
+
+
 def page_pow2(page_size: int) -> bool:
     """Use the shift-and-mask page addressing (prefill_kernel PAGE_POW2) for this page size;
     FLASHINFER_PREFILL_POW2=0 forces the division path (A/B runs)."""

@@ -77,6 +77,23 @@ def load_kv(ptr, offs, mask, KV_FMT: tl.constexpr):
 
 
 @triton.jit
+def fp8_to_f16_opaque(x, E5M2: tl.constexpr):
+    """fp8 (e4m3fn / e5m2, sm90) -> float16 with the hardware pair conversion, four values per
+    call, written as an impure inline-asm op: Triton then converts in the loaded (row-major)
+    layout and reaches the MMA operand through shared memory as fp16 (ldmatrix), instead of
+    moving the conversion after the operand gather, where V's token pairs are assembled a byte at
+    a time (decode_kernel V_ASM)."""
+    b = x.to(tl.uint8, bitcast=True)
+    if E5M2:
+        return tl.inline_asm_elementwise(
+            "{ .reg .b16 lo, hi; mov.b32 {lo, hi}, $2; cvt.rn.f16x2.e5m2x2 $0, lo; cvt.rn.f16x2.e5m2x2 $1, hi; }",
+            "=r,=r,r", [b], dtype=tl.float16, is_pure=False, pack=4)
+    return tl.inline_asm_elementwise(
+        "{ .reg .b16 lo, hi; mov.b32 {lo, hi}, $2; cvt.rn.f16x2.e4m3x2 $0, lo; cvt.rn.f16x2.e4m3x2 $1, hi; }",
+        "=r,=r,r", [b], dtype=tl.float16, is_pure=False, pack=4)
+
+
+@triton.jit
 def rope_rotate(x, x_shift, pos, offs_d, HEAD_DIM: tl.constexpr, rope_rcp_scale, rope_log2_theta):
     """Rotate-half RoPE: x [R, D] fp32 at positions pos [R]; x_shift = x with halves swapped."""
     half: tl.constexpr = HEAD_DIM // 2
@@ -128,7 +145,7 @@ def decode_kernel(
     qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
     BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
     ROPE: tl.constexpr, DOT_F32: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-    PAGES_AHEAD: tl.constexpr = False,
+    PAGES_AHEAD: tl.constexpr = False, V_ASM: tl.constexpr = False,
 ):
     """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
 
@@ -138,7 +155,8 @@ def decode_kernel(
     alibi_n > 0 ALiBi with n = 2^floor(log2 H_qo); ROPE llama RoPE (query at kv_len - 1).
     qk_scale = sm_scale * k_scale. Writes lse only when has_lse. DOT_F32 (Triton's CPU interpreter
     only, whose bf16 tl.dot is wrong) runs the products in float32. PREFETCH (not with ROPE)
-    double-buffers K/V tiles in registers. With an fp8 cache (KV_FMT > 0) both products run in
+    double-buffers K/V tiles in registers. V_ASM (KV_FMT 5 on sm90, not with PREFETCH): V is
+    converted by fp8_to_f16_opaque. With an fp8 cache (KV_FMT > 0) both products run in
     float16 whatever q's dtype: every fp8 value is exact in fp16, the conversion is one instruction
     a pair on sm90 (to bf16 it is three: e4m3 -> f16x2, then f16 -> bf16 for each half), and p
     in [0, 1] keeps more bits than in bf16; q is clamped to fp16's finite range."""
@@ -242,6 +260,8 @@ def decode_kernel(
                                     rope_rcp_scale, rope_log2_theta)
                 v = load_kv(v_base, _rows(pg, toks, page_size, s_vp, s_vt)[:, None] + offs_d[None, :],
                             tmask[:, None], KV_FMT)
+                if V_ASM:
+                    v = fp8_to_f16_opaque(v, v_ptr.dtype.element_ty == tl.float8e5)
                 m_i, l_i, acc = _online_update(q, k.to(cdt), v.to(cdt), toks, tmask, lo, kv_len, slope, m_i, l_i,
                                                acc, qk_scale, soft_cap)
         valid = l_i > 0.0

@@ -106,9 +106,14 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
                mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_on,
                rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr, MASKED: tl.constexpr,
-               PAGE_POW2: tl.constexpr, SHARED_ROWS: tl.constexpr):
+               PAGE_POW2: tl.constexpr, SHARED_ROWS: tl.constexpr,
+               k_desc=None, v_desc=None, k_row0=0, k_col0=0, v_row0=0, v_col0=0, TMA: tl.constexpr = False):
     cols = start_n + offs_n
-    if EXTRA:
+    if TMA:
+        # whole tile inside the request (unmasked loop only): one bulk copy per tile
+        k = k_desc.load([k_row0 + start_n, k_col0])
+        qk = tl.dot(qa, tl.trans(k))
+    elif EXTRA:
         # q arrives as two halves of the feature dim (qa, qb); so does K, which lets RoPE rotate
         # without reloading partner dims: qk = qa.ka^T + qb.kb^T.
         half = head_dim_qk // 2
@@ -160,14 +165,16 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
     p = tl.exp2(s - m_safe[:, None])
     alpha = tl.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, 1)
-    if SHARED_ROWS:
+    if TMA:
+        v = v_desc.load([v_row0 + start_n, v_col0])
+    elif SHARED_ROWS:
         # same strides as K: the row offsets computed for K are reused (common subexpressions)
         v = _load_kv(v_ptr, pages, cols, kv_len, page_size, page_shift, stride_kp, stride_kn, stride_kh, kvh,
                      offs_dvo, head_dim_vo, PAGED, PAGE_POW2, SHARED_ROWS)
     else:
         v = _load_kv(v_ptr, pages, cols, kv_len, page_size, page_shift, stride_vp, stride_vn, stride_vh, kvh,
                      offs_dvo, head_dim_vo, PAGED, PAGE_POW2)
-    if KV_FP8:
+    if KV_FP8 and not TMA:
         v = _decode_fp8(v, fp8_exp, fp8_man, fp8_bias)
     acc = acc * alpha[:, None] + tl.dot(p.to(qa.dtype), v.to(qa.dtype))
     return acc, m_new, l_i
@@ -178,7 +185,8 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
 # not be specialised (value 1 / multiple of 16) into extra compiled
 # variants: one compiled kernel serves every mask mode, group size, page size and flag.
 @triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "page_shift", "group", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
-                               "fp8_exp", "fp8_man", "fp8_bias"])
+                               "fp8_exp", "fp8_man", "fp8_bias", "k_rows_per_head", "k_cols_per_head",
+                               "v_rows_per_head", "v_cols_per_head"])
 def prefill_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
     stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
@@ -186,10 +194,12 @@ def prefill_kernel(
     single, single_qo_len, single_kv_len, page_size, page_shift, group,
     mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
     write_lse, fp8_exp, fp8_man, fp8_bias,
+    k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
+    TMA: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
     iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
@@ -200,7 +210,12 @@ def prefill_kernel(
     1 << page_shift (shift and mask instead of division). SHARED_ROWS (paged only): K and V have
     the same (page, row, head) strides and (page_size - 1) * |stride_kn| fits int32 (checked at
     launch): V reuses K's row offsets and the in-page part is a 32-bit product (64-bit address math
-    was ~120 of the paged loop's 550 SASS instructions against ragged's 401)."""
+    was ~120 of the paged loop's 550 SASS instructions against ragged's 401). TMA (dense, lean,
+    16-bit K/V, sm90): the unmasked loop reads K / V tiles through tensor descriptors k_desc /
+    v_desc (a 2-D view of the cache: row = token (+ kvh * *_rows_per_head), column = kvh *
+    *_cols_per_head), one bulk copy a tile instead of per-thread copies and their address math;
+    the masked tiles keep the pointer loads (their rows may run past kv_len). Without TMA the
+    descriptor arguments are unused placeholders."""
     pid = tl.program_id(0)
     kvh = tl.program_id(1)
     if single != 0:
@@ -287,6 +302,10 @@ def prefill_kernel(
     pages = offs_n.to(tl.int64)
     if PAGED and PREFETCH_PAGES:
         pages = _tile_pages(idx_ptr, kv_start, full_lo + offs_n, kv_len, page_size, page_shift, PAGE_POW2)
+    k_row0 = kv_start + kvh * k_rows_per_head
+    k_col0 = kvh * k_cols_per_head
+    v_row0 = kv_start + kvh * v_rows_per_head
+    v_col0 = kvh * v_cols_per_head
     for start_n in tl.range(full_lo, full_hi, BLOCK_N):
         if PAGED:
             if PREFETCH_PAGES:
@@ -300,7 +319,8 @@ def prefill_kernel(
                                    offs_n, offs_dqk, offs_dvo, HEAD_DIM_QK, HEAD_DIM_VO,
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
-                                   PAGED, KV_FP8, EXTRA, False, PAGE_POW2, SHARED_ROWS)
+                                   PAGED, KV_FP8, EXTRA, False, PAGE_POW2, SHARED_ROWS,
+                                   k_desc, v_desc, k_row0, k_col0, v_row0, v_col0, TMA)
         if PAGED and PREFETCH_PAGES:
             pages = pages_next
     for t in tl.range(0, n1 + n3, num_stages=1):

@@ -92,7 +92,7 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         scal["rope_log2_theta"], float(v_scale) * unpack,
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=fmt,
         ROPE=rope, DOT_F32=interpreting(), PREFETCH=prefetch,
-        PAGES_AHEAD=cfg.pages_ahead(family, prefetch),
+        PAGES_AHEAD=cfg.pages_ahead(family, prefetch), V_ASM=cfg.v_asm(fmt == KV_FMT_NATIVE and not rope, prefetch),
         **cfg.decode_config(family, d, fp8, rope).options(family),
     )
     launch(merge_kernel, (n_requests, h_qo),
@@ -285,7 +285,7 @@ def _register_variants():
                 for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                     sig[name] = "fp32"
                 ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False, PREFETCH=False,
-                          PAGES_AHEAD=cfg.pages_ahead("gfx942", False))
+                          PAGES_AHEAD=cfg.pages_ahead("gfx942", False), V_ASM=False)
                 for k in ce:
                     sig[k] = "constexpr"
                 sig["BLOCK_N"] = "constexpr"

@@ -10,7 +10,9 @@ import triton
 from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family
-from ...configs.attention.prefill import HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config, shared_rows
+from ...configs.attention.prefill import (
+    HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config, shared_rows, tma_enabled,
+)
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel
 from ...reference import attention as ref
@@ -39,9 +41,31 @@ def _dummy(device, dtype):
     return t
 
 
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # Triton without host tensor descriptors: pointer loads only
+    TensorDescriptor = None
+
+
+def tma_view(t, strides, n_tok: int, head_dim: int):
+    """(rows_per_head, cols_per_head, n_rows, n_cols) of a 2-D view of dense K or V `t` in which
+    token `tok` of kv head `h` starts at row tok + h * rows_per_head, column h * cols_per_head,
+    rows `strides[1]` elements apart; None where no such view meets the copy engine's rules
+    (16-byte-aligned base, row stride and head offset; unit last stride). strides: _dense_strides."""
+    s_n, s_h, h = strides[1], strides[2], strides[3]
+    esz = t.element_size()
+    if TensorDescriptor is None or t.stride(-1) != 1 or t.data_ptr() % 16 or (s_n * esz) % 16 or n_tok == 0:
+        return None
+    if (h - 1) * s_h + head_dim <= s_n and (s_h * esz) % 16 == 0:
+        return 0, s_h, n_tok, (h - 1) * s_h + head_dim
+    if s_h % s_n == 0 and s_h >= s_n and head_dim <= s_n:
+        return s_h // s_n, 0, (h - 1) * (s_h // s_n) + n_tok, head_dim
+    return None
+
+
 def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len, kv_len, n_programs, page_size,
             k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-            rope_scale, rope_theta, v_scale):
+            rope_scale, rope_theta, v_scale, n_tok=0):
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
@@ -66,6 +90,16 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
     extra = rope or pos_encoding_mode == 2 or logits_soft_cap > 0 or mask_mode == 2
     cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
     grid = (n_programs, h_kv)
+    k_desc, v_desc, k_view, v_view = k, v, None, None
+    if tma_enabled(family, paged, fp8, extra, d_qk, d_vo):
+        k_view = tma_view(k, k_strides, n_tok, d_qk)
+        v_view = tma_view(v, v_strides, n_tok, d_vo)
+    tma = k_view is not None and v_view is not None
+    if tma:
+        k_desc = TensorDescriptor(k, [k_view[2], k_view[3]], [k_strides[1], 1], [cfg.block_n, d_qk])
+        v_desc = TensorDescriptor(v, [v_view[2], v_view[3]], [v_strides[1], 1], [cfg.block_n, d_vo])
+    else:
+        k_view = v_view = (0, 0)
     launch(prefill_kernel, grid,
         q, k, v, out, lse_t, work, idx, mask_t,
         q.stride(0), q.stride(1), k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
@@ -75,10 +109,11 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         float(v_scale), alibi_n(h_qo) if pos_encoding_mode == 2 else 0, int(rope),
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
+        k_desc, v_desc, k_view[0], k_view[1], v_view[0], v_view[1],
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
-        **cfg.launch.options(family),
+        TMA=tma, **cfg.launch.options(family),
     )
 
 
@@ -146,7 +181,8 @@ def single_prefill_cuda(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_lay
     _launch(out, lse, q, k, v, None, None, packed_custom_mask, paged=False, single=True, qo_len=qo_len,
             kv_len=kv_len, n_programs=triton.cdiv(qo_len * group, bm), page_size=1, k_strides=ks, v_strides=vs,
             mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode, sm_scale=sm_scale, window_left=window_left,
-            logits_soft_cap=logits_soft_cap, rope_scale=rope_scale, rope_theta=rope_theta, v_scale=v_scale)
+            logits_soft_cap=logits_soft_cap, rope_scale=rope_scale, rope_theta=rope_theta, v_scale=v_scale,
+            n_tok=kv_len)
 
 
 def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
@@ -160,7 +196,7 @@ def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block
             n_programs=work.shape[0], page_size=1, k_strides=_dense_strides(k, kv_layout),
             v_strides=_dense_strides(v, kv_layout), mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode,
             sm_scale=sm_scale, window_left=window_left, logits_soft_cap=logits_soft_cap, rope_scale=rope_scale,
-            rope_theta=rope_theta, v_scale=v_scale)
+            rope_theta=rope_theta, v_scale=v_scale, n_tok=k.shape[0] if kv_layout == 0 else k.shape[1])
 
 
 def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
@@ -269,9 +305,11 @@ def _register_variants():
                                           (True, True, False), (True, False, False)):
                     for extra in (False, True):
                         _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows)
+                if kv == q and (bdqk, bdvo) == (d_qk, d_vo):
+                    _register_one(q, kv, d_qk, d_vo, False, False, False, False, tma=True)
 
 
-def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False):
+def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     bdqk, bdvo = padded_dims(d_qk, d_vo)
     sig = {
         "q_ptr": f"*{q}", "k_ptr": f"*{kv}", "v_ptr": f"*{kv}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
@@ -284,29 +322,38 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False):
     for n in ("sm_scale", "soft_cap", "v_scale"):
         sig[n] = "fp32"
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
-                "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32"})
+                "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32",
+                "k_desc": f"*{kv}", "v_desc": f"*{kv}", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
-              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS"):
+              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
+    families = None
+    if tma:
+        # sm90 only (the copy engine's descriptors): for the sm90 compile report, not the AMD gate
+        bn = prefill_config("sm90", d_qk, d_vo).block_n
+        sig["k_desc"] = f"tensordesc<{q}[{bn}, {d_qk}]>"
+        sig["v_desc"] = f"tensordesc<{q}[{bn}, {d_vo}]>"
+        families = ("sm90",)
 
     def options(fam):
         return prefill_config(fam, d_qk, d_vo, extra, fp8, paged).launch.options(fam)
 
     # gfx942 and gfx950 share the tile (BLOCK_M, BLOCK_N); only launch options differ.
-    cfg = prefill_config("gfx942", d_qk, d_vo, extra, fp8, paged)
-    assert prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
+    cfg = prefill_config("sm90" if tma else "gfx942", d_qk, d_vo, extra, fp8, paged)
+    assert tma or prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
     register_variant(KernelVariant(
         kernel="attention.prefill_kernel",
         variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_pow2' if pow2 else ''}"
-                f"{'_rows' if rows else ''}{'_extra' if extra else ''}",
+                f"{'_rows' if rows else ''}{'_extra' if extra else ''}{'_tma' if tma else ''}",
         fn=prefill_kernel, signature=sig,
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
-                        PAGE_POW2=pow2, SHARED_ROWS=rows),
-        options=options, min_occupancy=cfg.min_occupancy,
+                        PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma),
+        options=options, min_occupancy=cfg.min_occupancy, **({"families": families} if families else {}),
     ))
 
 
