@@ -41,6 +41,19 @@ def arch_family(device: torch.device) -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _capability_of_device(index: int):
+    return torch.cuda.get_device_capability(index)
+
+
+def has_tensor_copy_engine(device: torch.device) -> bool:
+    """NVIDIA sm90+ (Hopper's tensor memory accelerator, which host tensor descriptors drive).
+    Every NVIDIA GPU takes the sm90 tables; this keeps descriptor paths off older ones."""
+    if device.type != "cuda" or interpreting() or torch.version.hip is not None:
+        return False
+    return _capability_of_device(device.index if device.index is not None else torch.cuda.current_device()) >= (9, 0)
+
+
+@functools.lru_cache(maxsize=None)
 def _sm_count_of_device(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 

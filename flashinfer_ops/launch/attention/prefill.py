@@ -9,7 +9,7 @@ import triton
 
 from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
-from ...configs import FAMILIES, arch_family
+from ...configs import FAMILIES, arch_family, has_tensor_copy_engine
 from ...configs.attention.prefill import (
     HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config, shared_rows, tma_enabled,
 )
@@ -91,7 +91,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
     cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
     grid = (n_programs, h_kv)
     k_desc, v_desc, k_view, v_view = k, v, None, None
-    if tma_enabled(family, paged, fp8, extra, d_qk, d_vo):
+    if tma_enabled(family, paged, fp8, extra, d_qk, d_vo) and has_tensor_copy_engine(q.device):
         k_view = tma_view(k, k_strides, n_tok, d_qk)
         v_view = tma_view(v, v_strides, n_tok, d_vo)
     tma = k_view is not None and v_view is not None
