@@ -703,15 +703,22 @@ PREFILL_TILES = ("table", "128,64,8,3", "128,128,8,3", "128,128,8,2", "128,64,8,
                  "64,128,4,3", "128,32,4,3", "256,64,8,3", "256,128,8,2", "128,128,4,2", "64,64,4,4")
 
 
+def _emit_sdpa(section: str, b: int, l: int):
+    """SDPA's flash and cuDNN backends on the prefill benchmark's shape (the peers of a sweep)."""
+    from .attention_prefill import _sdpa, _tflops
+
+    for backend in ("FLASH_ATTENTION", "CUDNN_ATTENTION"):
+        us, mode = _sdpa(backend, b, l, 1)
+        if us:
+            emit(section=section, b=b, l=l, setting=f"sdpa {backend} {mode}", us=round(us, 2),
+                 tflops=round(_tflops(b, l, us), 1))
+
+
 def sweep_prefill(ceiling):
-    from .attention_prefill import SHAPES, _paged_case, _ragged_case, _sdpa, _tflops
+    from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
 
     for b, l in SHAPES:
-        for backend in ("FLASH_ATTENTION", "CUDNN_ATTENTION"):
-            us, mode = _sdpa(backend, b, l, 1)
-            if us:
-                emit(section="prefill", b=b, l=l, setting=f"sdpa {backend} {mode}", us=round(us, 2),
-                     tflops=round(_tflops(b, l, us), 1))
+        _emit_sdpa("prefill", b, l)
         for tile in PREFILL_TILES:
             if tile == "table":
                 os.environ.pop("FLASHINFER_PREFILL_TILE", None)
@@ -733,15 +740,11 @@ def sweep_prefill3(ceiling):
     """Ragged causal prefill with the unmasked K / V tiles read through tensor descriptors (TMA) or
     per-thread copies, over a few sm90 tiles, next to SDPA's cuDNN and flash backends (B, L as
     shipped; single prefill at (1, 8192) too)."""
-    from .attention_prefill import SHAPES, _ragged_case, _sdpa, _single_fns, _tflops
+    from .attention_prefill import SHAPES, _ragged_case, _single_fns, _tflops
 
     tiles = ("table", "128,64,8,3", "128,128,8,2", "64,128,4,3", "128,64,4,3")
     for b, l in SHAPES:
-        for backend in ("FLASH_ATTENTION", "CUDNN_ATTENTION"):
-            us, mode = _sdpa(backend, b, l, 1)
-            if us:
-                emit(section="prefill3", b=b, l=l, setting=f"sdpa {backend} {mode}", us=round(us, 2),
-                     tflops=round(_tflops(b, l, us), 1))
+        _emit_sdpa("prefill3", b, l)
         for tma in ("0", "1"):
             os.environ["FLASHINFER_PREFILL_TMA"] = tma
             for tile in tiles:

@@ -174,7 +174,7 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
     else:
         v = _load_kv(v_ptr, pages, cols, kv_len, page_size, page_shift, stride_vp, stride_vn, stride_vh, kvh,
                      offs_dvo, head_dim_vo, PAGED, PAGE_POW2)
-    if KV_FP8 and not TMA:
+    if KV_FP8:
         v = _decode_fp8(v, fp8_exp, fp8_man, fp8_bias)
     acc = acc * alpha[:, None] + tl.dot(p.to(qa.dtype), v.to(qa.dtype))
     return acc, m_new, l_i

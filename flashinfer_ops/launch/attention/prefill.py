@@ -330,7 +330,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
-    families = None
+    families = ()  # every family
     if tma:
         # sm90 only (the copy engine's descriptors): for the sm90 compile report, not the AMD gate
         bn = prefill_config("sm90", d_qk, d_vo).block_n
@@ -353,7 +353,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
                         PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma),
-        options=options, min_occupancy=cfg.min_occupancy, **({"families": families} if families else {}),
+        options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
 
