@@ -26,11 +26,14 @@ void register_attention_prefill(torch::Library& m) {
       "float v_scale) -> ()");
   // Paged batch: k_cache/v_cache [pages, P, H_kv, D] (NHD) or [pages, H_kv, P, D] (HND), any
   // strides with a contiguous last dim; kv_indices int32 page ids; work as above with kv_start =
-  // the request's first entry in kv_indices.
+  // the request's first entry in kv_indices. kv_staging (uint8 scratch, >= len(kv_indices) * P *
+  // H_kv * (D_qk + D_vo) * element size bytes): when given, the scheduled K/V rows are first
+  // copied into it (contiguous, token-major) and the dense kernel runs on the copy; block_m is then
+  // the dense kernel's tile height (plan() decides and schedules accordingly).
   m.def(
       "batch_prefill_paged(Tensor(a!) out, Tensor(b!)? lse, Tensor q, Tensor k_cache, Tensor v_cache, "
       "Tensor work, Tensor kv_indices, Tensor? packed_custom_mask, int block_m, int mask_mode, int kv_layout, "
       "int pos_encoding_mode, float sm_scale, int window_left, float logits_soft_cap, float rope_scale, "
-      "float rope_theta, float v_scale) -> ()");
+      "float rope_theta, float v_scale, Tensor(c!)? kv_staging=None) -> ()");
 }
 }  // namespace flashinfer_ops

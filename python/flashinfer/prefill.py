@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 import flashinfer_ops  # noqa: F401
-from flashinfer_ops.configs.attention.prefill import HEAD_DIMS
+from flashinfer_ops.configs import arch_family
+from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, STAGE_MIN_REUSE, stage_enabled
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, staging_bytes
 
 from .quantization import packbits, segment_packbits
 from .utils import (
@@ -232,7 +233,9 @@ class _PrefillPlanner:
     def _plan_common(self, qo: np.ndarray, kv_lens: np.ndarray, kv_starts: np.ndarray, num_qo_heads, num_kv_heads,
                      head_dim_qk, head_dim_vo, custom_mask, packed_custom_mask, causal, pos_encoding_mode, sm_scale,
                      window_left, logits_soft_cap, rope_scale, rope_theta, q_data_type, kv_data_type,
-                     prefix_len_ptr, token_pos_in_items_ptr, max_item_len_ptr):
+                     prefix_len_ptr, token_pos_in_items_ptr, max_item_len_ptr, paged_kernel=None):
+        """paged_kernel: the schedule is for the paged kernel (default: the wrapper is paged);
+        False when a paged wrapper runs the dense kernel on staged K / V."""
         check_pos_encoding_mode(pos_encoding_mode)
         if prefix_len_ptr is not None or token_pos_in_items_ptr is not None or max_item_len_ptr is not None:
             raise ValueError("prefix_len_ptr/token_pos_in_items_ptr/max_item_len_ptr: multi-item scoring is not "
@@ -285,7 +288,8 @@ class _PrefillPlanner:
             self._mask = None
 
         group = num_qo_heads // num_kv_heads
-        bm = block_m_for(self.device, head_dim_qk, head_dim_vo, paged=self._paged)
+        paged_kernel = self._paged if paged_kernel is None else paged_kernel
+        bm = block_m_for(self.device, head_dim_qk, head_dim_vo, paged=paged_kernel)
         w = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1)
         total = w.shape[0]
         if self._use_cuda_graph and self._work is None:
@@ -387,11 +391,16 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         jit_kwargs: Optional[Any] = None,
     ) -> None:
         r"""Args:
-            float_workspace_buffer: user workspace (any dtype); fixes the device. Not used by the kernel.
+            float_workspace_buffer: user workspace (any dtype, contiguous; FlashInfer's 128 MiB is
+                typical); fixes the device. With staging allowed (FLASHINFER_PREFILL_STAGE=1), when
+                the batch's prompts are long enough, run() copies the batch's K / V rows into it (``len(paged_kv_indices) * page_size *
+                num_kv_heads * (head_dim_qk + head_dim_vo) * kv element size`` bytes, when that
+                fits) and reads them as a dense cache; otherwise it is not used. Share it only with
+                work on the same stream.
             kv_layout: ``"NHD"`` or ``"HND"``.
             use_cuda_graph: fixed batch size and persistent buffers, so a run() captured in a CUDA
                 graph replays correctly after a later plan() (which must not exceed the first plan's
-                total query rows).
+                total query rows). The first plan's choice to stage K / V (above) holds for later ones.
             qo_indptr_buf: int32 ``[B + 1]`` (graph mode, required).
             paged_kv_indptr_buf: int32 ``[B + 1]`` (graph mode, required).
             paged_kv_indices_buf: int32 ``[max_num_pages]`` (graph mode, required; the kernel reads it).
@@ -425,6 +434,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         self._paged_kv_indices_buf = paged_kv_indices_buf
         self._paged_kv_last_page_len_buf = paged_kv_last_page_len_buf
         self._indices = paged_kv_indices_buf if use_cuda_graph else None
+        self._indices_view = None
+        self._staging_bytes = 0
 
     def plan(
         self,
@@ -520,15 +531,54 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             self._qo_indptr_buf.copy_(torch.from_numpy(qo).to(self._qo_indptr_buf.dtype))
             self._paged_kv_indptr_buf.copy_(torch.from_numpy(kv_ip).to(self._paged_kv_indptr_buf.dtype))
             self._paged_kv_last_page_len_buf.copy_(torch.from_numpy(last).to(self._paged_kv_last_page_len_buf.dtype))
+        n_slots = self._paged_kv_indices_buf.shape[0] if self._use_cuda_graph else int(kv_ip[-1])
+        if not (self._use_cuda_graph and self._planned):  # graph mode: the first plan's choice holds
+            self._staging_bytes = self._choose_staging(qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk,
+                                                       head_dim_vo, page_size, q_data_type, kv_data_type, causal,
+                                                       n_slots)
         self._plan_common(qo, kv_lens, kv_ip[:-1], num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, custom_mask,
                           packed_custom_mask, causal, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                           rope_scale, rope_theta, q_data_type, kv_data_type, prefix_len_ptr, token_pos_in_items_ptr,
-                          max_item_len_ptr)
+                          max_item_len_ptr, paged_kernel=not self._staging_bytes)
         idx_dev = torch.from_numpy(idx_host.astype(np.int32))
         if self._use_cuda_graph:
             self._paged_kv_indices_buf[: idx_dev.shape[0]].copy_(idx_dev)
         else:
-            self._persist("_indices", idx_dev, False)
+            # the op sizes the staging buffer by len(kv_indices): pass exactly this plan's entries
+            self._indices_view = self._persist("_indices", idx_dev, False)[:n_slots]
+
+    def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
+                        q_data_type, kv_data_type, causal, n_slots) -> int:
+        """Bytes of the float workspace run() lends the op as K / V staging, or 0 for the paged
+        kernel. Staging copies every K / V row of the batch once (into the workspace, as
+        contiguous rows) and lets the dense kernel read them (whole-tile descriptor copies on sm90,
+        no page-table arithmetic); it pays when the schedule reads each row >= STAGE_MIN_REUSE
+        times (long prompts: one read per query tile, half of them under a causal mask) and the
+        workspace holds the copy."""
+        head_dim_vo = head_dim_qk if head_dim_vo is None else head_dim_vo
+        if not stage_enabled(arch_family(self.device)) or (head_dim_qk, head_dim_vo) not in HEAD_DIMS:
+            return 0
+        buf = self._float_workspace_buffer
+        if not buf.is_contiguous():
+            return 0
+        kv_dt = canonicalize_torch_dtype(kv_data_type, canonicalize_torch_dtype(q_data_type))
+        need = staging_bytes(n_slots, page_size, num_kv_heads, head_dim_qk, head_dim_vo, kv_dt)
+        if need == 0 or need > buf.numel() * buf.element_size():
+            return 0
+        qo_lens = np.diff(qo)
+        live = qo_lens > 0
+        staged_rows = int(kv_lens[live].sum())
+        if num_kv_heads <= 0 or num_qo_heads % num_kv_heads or staged_rows == 0:
+            return 0
+        bm = block_m_for(self.device, head_dim_qk, head_dim_vo)
+        tiles = -(-qo_lens * (num_qo_heads // num_kv_heads) // bm)
+        reads = float((tiles * kv_lens)[live].sum()) * (0.5 if causal else 1.0)
+        return need if reads >= STAGE_MIN_REUSE * staged_rows else 0
+
+    def _staging(self) -> Optional[torch.Tensor]:
+        if not self._staging_bytes:
+            return None
+        return self._float_workspace_buffer.view(-1).view(torch.uint8)[: self._staging_bytes]
 
     begin_forward = plan
 
@@ -575,8 +625,10 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         return_lse = return_lse or lse is not None
         out, lse = _alloc_out(q, q.shape[0], self._num_qo_heads, self._head_dim_vo, out, lse, return_lse)
         bm, mm, lay, pos, sm, wl, cap, rs, rt = self._scalars(q_scale, k_scale)
-        _ops.batch_prefill_paged.default(out, lse, q, k_cache, v_cache, self._work, self._indices, self._mask, bm, mm,
-                                         lay, pos, sm, wl, cap, rs, rt, float(v_scale if v_scale is not None else 1.0))
+        _ops.batch_prefill_paged.default(out, lse, q, k_cache, v_cache, self._work,
+                                         self._indices if self._use_cuda_graph else self._indices_view, self._mask,
+                                         bm, mm, lay, pos, sm, wl, cap, rs, rt,
+                                         float(v_scale if v_scale is not None else 1.0), self._staging())
         return (out, lse) if return_lse else out
 
     def run_return_lse(self, q, paged_kv_cache, *args, **kwargs):

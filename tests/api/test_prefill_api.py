@@ -299,15 +299,21 @@ def test_torch_compile_fullgraph_no_recompile_gpu():
 
 
 @pytest.mark.gpu
-def test_cuda_graph_replay_after_replan():
+@pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
+def test_cuda_graph_replay_after_replan(staged, monkeypatch):
+    """A captured run() replays correctly after a re-plan with another batch composition; staged:
+    long prompts and a workspace that holds the K / V copy, so the first plan chooses staging (and
+    the captured graph keeps it)."""
     page, hq, hk, d, b = 16, 8, 2, 128, 3
     dev = "cuda"
     max_pages = 64
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1" if staged else "0")
     bufs = dict(qo_indptr_buf=torch.zeros(b + 1, dtype=torch.int32, device=dev),
                 paged_kv_indptr_buf=torch.zeros(b + 1, dtype=torch.int32, device=dev),
                 paged_kv_indices_buf=torch.zeros(max_pages, dtype=torch.int32, device=dev),
                 paged_kv_last_page_len_buf=torch.zeros(b, dtype=torch.int32, device=dev))
-    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(dev), use_cuda_graph=True, **bufs)
+    ws = torch.empty(8 << 20, dtype=torch.uint8, device=dev)
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws, use_cuda_graph=True, **bufs)
     cache = torch.randn(max_pages, 2, page, hk, d, device=dev).half()
     kc, vc = cache[:, 0], cache[:, 1]
 
@@ -319,9 +325,13 @@ def test_cuda_graph_replay_after_replan():
         last = torch.tensor([x - (p - 1) * page for x, p in zip(kv, pages)], dtype=torch.int32)
         return qo_ip, kv_ip, idx, last
 
-    t1 = table([20, 40, 4], [100, 60, 200])
-    w.plan(*t1, hq, hk, d, page, causal=True)
-    q = torch.randn(64, hq, d, device=dev).half()
+    if staged:
+        (qo1, kv1), (qo2, kv2), qo3 = ([256, 200, 60], [300, 250, 400]), ([16, 400, 100], [20, 500, 300]), [300] * 3
+    else:
+        (qo1, kv1), (qo2, kv2), qo3 = ([20, 40, 4], [100, 60, 200]), ([30, 2, 32], [31, 300, 90]), [30] * 3
+    w.plan(*table(qo1, kv1), hq, hk, d, page, causal=True)
+    assert bool(w._staging_bytes) == staged
+    q = torch.randn(sum(qo1), hq, d, device=dev).half()
     out = torch.empty_like(q)
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
@@ -331,7 +341,7 @@ def test_cuda_graph_replay_after_replan():
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         w.run(q, cache, out=out)
-    t2 = table([30, 2, 32], [31, 300, 90])  # same total rows, different composition
+    t2 = table(qo2, kv2)  # same total rows, different composition
     w.plan(*t2, hq, hk, d, page, causal=True)
     out.fill_(float("nan"))
     g.replay()
@@ -339,7 +349,43 @@ def test_cuda_graph_replay_after_replan():
     ro, _ = _paged_ref(q, kc, vc, *t2, "NHD", causal=True)
     _close(out, ro, torch.float16)
     with pytest.raises(ValueError, match="query rows"):
-        w.plan(*table([30, 30, 30], [31, 300, 90]), hq, hk, d, page, causal=True)
+        w.plan(*table(qo3, kv2), hq, hk, d, page, causal=True)
+
+
+def test_paged_wrapper_stages_long_prompts(monkeypatch):
+    """plan() lends the workspace as K / V staging only for long prompts (each K / V row read >=
+    STAGE_MIN_REUSE times) and when it fits; the result matches the oracle either way (on a GPU
+    the staged path runs the copy and the dense kernel; on the CPU the reference)."""
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    qo, kv = [300, 1, 0, 130], [301, 40, 17, 700]
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, 16, 8, 2, 64)
+    from flashinfer_ops.launch.attention.prefill import staging_bytes
+    need = staging_bytes(int(kv_ip[-1]), 16, 2, 64, 64, torch.float16)
+    for ws_bytes, long_q, want in ((need, True, True), (need - 1, True, False), (need, False, False)):
+        w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(ws_bytes, dtype=torch.uint8, device=DEV))
+        qo_use = qo if long_q else [1, 1, 0, 1]
+        qi = torch.tensor(np.concatenate([[0], np.cumsum(qo_use)]), dtype=torch.int32)
+        w.plan(qi, kv_ip, idx, last, 8, 2, 64, 16, causal=True)
+        assert bool(w._staging_bytes) == want, (ws_bytes, long_q)
+        qq = q[: int(qi[-1])]
+        o, lse = w.run(qq, cache, return_lse=True)
+        ro, rl = _paged_ref(qq, kc, vc, qi, kv_ip, idx, last, "NHD", causal=True)
+        _close(o, ro, torch.float16)
+        torch.testing.assert_close(lse, rl, rtol=2e-3, atol=2e-3)
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "0")
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(need, dtype=torch.uint8, device=DEV))
+    w.plan(qo_ip, kv_ip, idx, last, 8, 2, 64, 16, causal=True)
+    assert not w._staging_bytes
+    # the op itself: a staging buffer one byte short is refused, nothing written
+    out = torch.full_like(q, 7.0)
+    bad = [(torch.empty(need - 1, dtype=torch.uint8, device=DEV), "needs"),
+           (torch.empty(need, dtype=torch.int8, device=DEV), "kv_staging"),
+           (torch.empty(2, need, dtype=torch.uint8, device=DEV)[:, 0], "kv_staging")]
+    for staging, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            torch.ops.flashinfer.batch_prefill_paged(out, None, q, kc, vc, w._work, idx.to(DEV), None, w._block_m, 1,
+                                                     0, 0, 0.125, -1, 0.0, 1.0, 1e4, 1.0, staging)
+        assert bool((out == 7.0).all())
 
 
 class _SinglePrefill(torch.nn.Module):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, staging_bytes
 from flashinfer_ops.reference.attention import single_attention
 from helpers import KERNEL_DEVICE, KERNEL_MODE, needs_kernels, poison, run_kernel, shapes
 
@@ -193,8 +193,11 @@ PAGED = shapes(
 )
 
 
+@pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
 @pytest.mark.parametrize("b,qmax,kmax,page,hq,hk,d,mode,layout,tup,dtype,kv_dtype", PAGED)
-def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, dtype, kv_dtype):
+def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, dtype, kv_dtype, staged):
+    """staged: the op first copies the pages into a (NaN-poisoned) staging buffer and runs the
+    dense kernel on it, with the dense kernel's schedule (what plan() picks for long prompts)."""
     qo, kv = _batch_case(b, qmax, kmax, mode, empty=True)
     qo_indptr = np.concatenate([[0], np.cumsum(qo)])
     pages = -(-kv // page)
@@ -209,14 +212,18 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
         kc, vc = both.unbind(1)
     q = torch.randn(int(qo_indptr[-1]), hq, d, device=DEV).to(dtype)
     masks, flat, byte_off = _packed_masks(qo, kv) if mode == "custom" else (None, None, np.zeros(b, np.int64))
-    bm = block_m_for(q.device, d, d, paged=True)
+    bm = block_m_for(q.device, d, d, paged=not staged)
     work = torch.from_numpy(build_work(qo_indptr, kv, page_indptr[:-1], byte_off, hq // hk, bm,
                                        mode == "causal")).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))
     lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
     sm = 1.0 / math.sqrt(d)
+    staging = None
+    if staged:
+        need = staging_bytes(perm.shape[0], page, hk, d, d, kv_dtype)
+        staging = torch.full((need,), 0xFF, dtype=torch.uint8, device=DEV)  # 0xFFFF: NaN in fp16 / bf16 / fp8
     run_kernel("batch_prefill_paged", out, lse, q, kc, vc, work, perm, flat, bm, MODES.index(mode),
-               0 if layout == "NHD" else 1, 0, sm, -1, 0.0, 1.0, 1e4, 1.0)
+               0 if layout == "NHD" else 1, 0, sm, -1, 0.0, 1.0, 1e4, 1.0, staging)
     kn, vn = (kc, vc) if layout == "NHD" else (kc.transpose(1, 2), vc.transpose(1, 2))
     for i in range(b):
         sel = perm[page_indptr[i]:page_indptr[i + 1]].long()
@@ -265,3 +272,22 @@ def test_dense_prefill_takes_descriptors_on_sm90(monkeypatch):
     assert len(made) == 2, made
     o32, l32, err_lp = _ref(q, k, v, causal=True)
     _compare(out, None, o32, l32, err_lp, torch.bfloat16)
+
+
+@pytest.mark.parametrize("case", ["ragged", "paged", "single"])
+def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
+    """DIAG_IN_LOOP forced on every path (the sm90 descriptor path's default): causal-diagonal tiles
+    that lie inside the request run in the unmasked loop with the causal mask applied there; the
+    loop bounds are right for kv_len on and off the tile grid, qo_len < kv_len, and several tiles."""
+    monkeypatch.setenv("FLASHINFER_PREFILL_DIAG_LOOP", "1")
+    if case == "ragged":
+        test_batch_prefill_ragged(4, shapes(300, 40), shapes(900, 70), 8, 2, 64, 64, "causal", "NHD",
+                                  torch.float16, torch.float16, -1, 0)
+        test_batch_prefill_ragged(2, shapes(64, 32), shapes(128, 64), 4, 4, 64, 64, "causal", "NHD",
+                                  torch.float16, torch.float16, -1, 0)
+    elif case == "paged":
+        test_batch_prefill_paged(5, shapes(200, 40), shapes(700, 120), 16, 8, 2, 64, "causal", "NHD", False,
+                                 torch.float16, torch.float16, staged=True)
+    else:
+        for qo, kv in ((48, 48), (37, 85), (1, 16)):
+            test_single_prefill(qo, kv, 8, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16)

@@ -87,6 +87,12 @@ def _paged(device):
         out.append((torch.empty(5, 4, 64, dtype=dtype, device=device), torch.empty(5, 4, device=device),
                     strided(_rand((5, 4, 64), dtype, device)), kc, vc, work, idx, None, bm, 1, lay, 0, 0.125, -1, 0.0,
                     1.0, 1e4, 1.0))
+    # staged: the dense kernel's schedule and a staging buffer (len(idx) * page * H_kv * (64 + 64) * 2 bytes)
+    work, bm = _work(device, qo, kv, ip[:-1], 2, 64, 64, True)
+    kc, vc = _rand((6, page, 2, 64), torch.float16, device), _rand((6, page, 2, 64), torch.float16, device)
+    out.append((torch.empty(5, 4, 64, dtype=torch.float16, device=device), torch.empty(5, 4, device=device),
+                _rand((5, 4, 64), torch.float16, device), kc, vc, work, idx, None, bm, 1, 0, 0, 0.125, -1, 0.0,
+                1.0, 1e4, 1.0, torch.empty(5 * page * 2 * 128 * 2 + 16, dtype=torch.uint8, device=device)))
     work, bm = _work(device, [0], [], [], 2, 64, 64, False, paged=True)
     out.append((torch.empty(0, 4, 64, dtype=torch.float16, device=device), None,
                 _rand((0, 4, 64), torch.float16, device), _rand((2, page, 2, 64), torch.float16, device),

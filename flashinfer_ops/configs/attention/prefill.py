@@ -129,6 +129,33 @@ def tma_enabled(family: str, paged: bool, fp8: bool, extra: bool, head_dim_qk: i
             and os.environ.get("FLASHINFER_PREFILL_TMA", "1") != "0")
 
 
+# Paged prefill on staged K / V (stage_paged_kv_kernel, then the dense kernel): rows per copy step,
+# and the least number of times the schedule must read each staged K / V row for plan() to stage
+# (the copy reads and writes every row once; the paged kernel pays its page-table arithmetic on
+# every read).
+STAGE_ROWS = 64
+STAGE_MIN_REUSE = 4
+STAGE_LAUNCH = LaunchConfig(num_warps=4, num_stages=1)
+
+
+def stage_enabled(family: str) -> bool:
+    """plan() of the paged prefill wrapper may stage K / V into its workspace on this family.
+    Off by default until it is measured on the GPU (written 2026-12-06 without device time: the
+    interpreter tests pass, the GPU tests and timings have not run); the target is sm90, where the
+    dense kernel reads whole tiles through tensor descriptors. FLASHINFER_PREFILL_STAGE=1 allows
+    it on every family (tests and A/B runs)."""
+    return os.environ.get("FLASHINFER_PREFILL_STAGE", "0") == "1"
+
+
+def diag_in_loop(tma: bool) -> bool:
+    """Causal-diagonal tiles inside the request run in the kernel's unmasked, pipelined loop
+    (prefill_kernel DIAG_IN_LOOP; meant for the descriptor path, where their bulk copies would be
+    pipelined like the others). Off by default until measured on the GPU (written 2026-12-06
+    without device time); FLASHINFER_PREFILL_DIAG_LOOP=1 turns it on for every path (the
+    interpreter tests check the loop bounds and mask this way)."""
+    return os.environ.get("FLASHINFER_PREFILL_DIAG_LOOP", "0") == "1"
+
+
 def page_pow2(page_size: int) -> bool:
     """Use the shift-and-mask page addressing (prefill_kernel PAGE_POW2) for this page size;
     FLASHINFER_PREFILL_POW2=0 forces the division path (A/B runs)."""

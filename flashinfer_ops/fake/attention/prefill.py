@@ -109,7 +109,7 @@ def check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, bloc
 
 def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                               mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-                              rope_scale, rope_theta, v_scale):
+                              rope_scale, rope_theta, v_scale, kv_staging=None):
     check_ndim("k_cache", k_cache, (4,))
     check_ndim("v_cache", v_cache, (4,))
     check_choice("kv_layout", kv_layout, (0, 1))
@@ -125,6 +125,18 @@ def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, p
     check_ndim("kv_indices", kv_indices, (1,))
     check_dtype("kv_indices", kv_indices, (torch.int32,))
     check_same_device([("q", q), ("kv_indices", kv_indices)])
+    if kv_staging is not None:
+        check_ndim("kv_staging", kv_staging, (1,))
+        check_dtype("kv_staging", kv_staging, (torch.uint8,))
+        if not kv_staging.is_contiguous():
+            raise ValueError("kv_staging: expected a contiguous buffer")
+        page = k_cache.shape[1] if kv_layout == 0 else k_cache.shape[2]
+        need = (kv_indices.shape[0] * page * k_cache.shape[hk] * (k_cache.shape[3] + v_cache.shape[3])
+                * k_cache.element_size())
+        if kv_staging.shape[0] < need:
+            raise ValueError(f"kv_staging: needs {need} bytes (every kv_indices slot as page_size rows of K and V), "
+                             f"got {kv_staging.shape[0]}")
+        check_same_device([("q", q), ("kv_staging", kv_staging)])
 
 
 # The ops write into caller-provided tensors and return (): a fake is the check alone.

@@ -107,7 +107,8 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
                rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr, MASKED: tl.constexpr,
                PAGE_POW2: tl.constexpr, SHARED_ROWS: tl.constexpr,
-               k_desc=None, v_desc=None, k_row0=0, k_col0=0, v_row0=0, v_col0=0, TMA: tl.constexpr = False):
+               k_desc=None, v_desc=None, k_row0=0, k_col0=0, v_row0=0, v_col0=0, TMA: tl.constexpr = False,
+               diag_from=0, DIAG: tl.constexpr = False):
     cols = start_n + offs_n
     if TMA:
         # whole tile inside the request (unmasked loop only): one bulk copy per tile
@@ -146,6 +147,10 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
         s = qk * (sm_scale * 1.4426950408889634)
     if EXTRA and alibi_on:
         s = s + (slope * 1.4426950408889634)[:, None] * (cols[None, :] - row_pos[:, None]).to(tl.float32)
+    if DIAG:
+        # causal-diagonal tiles inside the request run in the unmasked (pipelined) loop too
+        if start_n >= diag_from:
+            s = tl.where(cols[None, :] <= row_pos[:, None], s, float("-inf"))
     if MASKED:
         keep = (cols < kv_len)[None, :] & row_ok[:, None]
         if mask_mode == 1:
@@ -184,14 +189,15 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
 # loads are not vectorised (a runtime head_dim halved the H100 throughput). Runtime ints that must
 # not be specialised (value 1 / multiple of 16) into extra compiled
 # variants: one compiled kernel serves every mask mode, group size, page size and flag.
-@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "page_shift", "group", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
+@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "page_shift", "group",
+                               "kv_start_mul", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
                                "fp8_exp", "fp8_man", "fp8_bias", "k_rows_per_head", "k_cols_per_head",
                                "v_rows_per_head", "v_cols_per_head"])
 def prefill_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
     stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
     stride_on, stride_oh, stride_ln, stride_lh,
-    single, single_qo_len, single_kv_len, page_size, page_shift, group,
+    single, single_qo_len, single_kv_len, page_size, page_shift, group, kv_start_mul,
     mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
     write_lse, fp8_exp, fp8_man, fp8_bias,
     k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
@@ -199,7 +205,7 @@ def prefill_kernel(
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
-    TMA: tl.constexpr = False,
+    TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
     iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
@@ -214,7 +220,10 @@ def prefill_kernel(
     16-bit K/V, sm90): the unmasked loop reads K / V tiles through tensor descriptors k_desc /
     v_desc (a 2-D view of the cache: row = token (+ kvh * *_rows_per_head), column = kvh *
     *_cols_per_head), one bulk copy a tile instead of per-thread copies and their address math;
-    the masked tiles keep the pointer loads (their rows may run past kv_len). Without TMA the
+    the masked tiles keep the pointer loads (their rows may run past kv_len). DIAG_IN_LOOP (with
+    TMA on sm90): causal-diagonal tiles that lie wholly inside the request (no sliding window) join
+    the unmasked loop, which masks tiles from full_hi on, so their copies are pipelined (and bulk)
+    too. Without TMA the
     descriptor arguments are unused placeholders."""
     pid = tl.program_id(0)
     kvh = tl.program_id(1)
@@ -230,7 +239,7 @@ def prefill_kernel(
         tile_row0 = tl.load(wp)
         qo_start = tl.load(wp + 1)
         qo_len = tl.load(wp + 2)
-        kv_start = tl.load(wp + 3)
+        kv_start = tl.load(wp + 3) * kv_start_mul
         kv_len = tl.load(wp + 4)
         mask_byte = tl.load(wp + 5)
     if qo_len <= 0:
@@ -289,7 +298,13 @@ def prefill_kernel(
         full_lo = lo
         full_hi = lo
     n1 = tl.cdiv(tl.maximum(tl.minimum(full_lo, hi) - lo, 0), BLOCK_N)
-    s3 = tl.maximum(full_lo, full_hi)
+    loop_hi = full_hi
+    if DIAG_IN_LOOP:
+        if mask_mode == 1 and window_left < 0:
+            # causal-diagonal tiles that lie inside the request join the unmasked loop (masked
+            # there): their copies are pipelined (with TMA: no per-row address math either)
+            loop_hi = tl.maximum(full_hi, tl.minimum(tl.cdiv(hi, BLOCK_N), kv_len // BLOCK_N) * BLOCK_N)
+    s3 = tl.maximum(full_lo, loop_hi)
     n3 = tl.cdiv(tl.maximum(hi - s3, 0), BLOCK_N)
     mask_byte0 = mask_byte.to(tl.int64)
 
@@ -306,7 +321,7 @@ def prefill_kernel(
     k_col0 = kvh * k_cols_per_head
     v_row0 = kv_start + kvh * v_rows_per_head
     v_col0 = kvh * v_cols_per_head
-    for start_n in tl.range(full_lo, full_hi, BLOCK_N):
+    for start_n in tl.range(full_lo, loop_hi, BLOCK_N):
         if PAGED:
             if PREFETCH_PAGES:
                 pages_next = _tile_pages(idx_ptr, kv_start, start_n + BLOCK_N + offs_n, kv_len, page_size, page_shift,
@@ -320,7 +335,7 @@ def prefill_kernel(
                                    mask_mode, window_left, mask_byte0, sm_scale, soft_cap, slope, alibi_n > 0,
                                    rope_rcp_scale, rope_log2_theta, use_rope, fp8_exp, fp8_man, fp8_bias,
                                    PAGED, KV_FP8, EXTRA, False, PAGE_POW2, SHARED_ROWS,
-                                   k_desc, v_desc, k_row0, k_col0, v_row0, v_col0, TMA)
+                                   k_desc, v_desc, k_row0, k_col0, v_row0, v_col0, TMA, full_hi, DIAG_IN_LOOP)
         if PAGED and PREFETCH_PAGES:
             pages = pages_next
     for t in tl.range(0, n1 + n3, num_stages=1):
@@ -345,3 +360,54 @@ def prefill_kernel(
         lse = tl.where(has, m_i + tl.log2(l_safe), float("-inf"))
         l_rows = (qo_start + qi).to(tl.int64) * stride_ln + hq.to(tl.int64) * stride_lh
         tl.store(lse_ptr + l_rows, lse, mask=row_ok)
+
+
+@triton.jit(do_not_specialize=["page_size", "page_shift", "group", "block_m"])
+def stage_paged_kv_kernel(
+    k_ptr, v_ptr, ks_ptr, vs_ptr, work_ptr, idx_ptr,
+    stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
+    page_size, page_shift, group, block_m,
+    HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
+    ROWS: tl.constexpr, PAGE_POW2: tl.constexpr,
+):
+    """Copy the paged K / V rows of every scheduled request into contiguous NHD staging buffers, so
+    the dense prefill kernel (whole-tile descriptor copies, no per-row page-table arithmetic) can
+    run on them: token t of a request whose pages start at kv_indices[kv_start] lands in staging
+    row kv_start * page_size + t (ks [rows, H_kv, HEAD_DIM_QK], vs [rows, H_kv, HEAD_DIM_VO],
+    contiguous). Program (w, kvh) takes the prefill schedule's item w: the request's T tiles
+    (cdiv(qo_len * group, block_m)) split its kv_len tokens into T even shares of ROWS-row chunks,
+    and this item copies share tile_row0 // block_m for kv head kvh. Unused slots (qo_len 0) and
+    requests without queries copy nothing."""
+    pid = tl.program_id(0)
+    kvh = tl.program_id(1)
+    wp = work_ptr + pid * 8
+    tile_row0 = tl.load(wp)
+    qo_len = tl.load(wp + 2)
+    kv_start = tl.load(wp + 3)
+    kv_len = tl.load(wp + 4)
+    if qo_len <= 0:
+        return
+    n_tiles = tl.cdiv(qo_len * group, block_m).to(tl.int64)
+    t = (tile_row0 // block_m).to(tl.int64)
+    n_chunks = tl.cdiv(kv_len, ROWS).to(tl.int64)
+    c_lo = (t * n_chunks // n_tiles).to(tl.int32)
+    c_hi = ((t + 1) * n_chunks // n_tiles).to(tl.int32)
+    offs_r = tl.arange(0, ROWS)
+    offs_dk = tl.arange(0, BLOCK_DQK)
+    offs_dv = tl.arange(0, BLOCK_DVO)
+    n_heads = tl.num_programs(1)
+    dst_row0 = kv_start.to(tl.int64) * page_size
+    for c in range(c_lo, c_hi):
+        tok = c * ROWS + offs_r
+        ok = tok < kv_len
+        page_no, in_page = _page_split(tok, page_size, page_shift, PAGE_POW2)
+        page = tl.load(idx_ptr + kv_start + page_no, mask=ok, other=0).to(tl.int64)
+        dst = (dst_row0 + tok) * n_heads + kvh
+        src_k = page * stride_kp + in_page.to(tl.int64) * stride_kn + kvh.to(tl.int64) * stride_kh
+        kt = tl.load(k_ptr + src_k[:, None] + offs_dk[None, :], mask=ok[:, None] & (offs_dk < HEAD_DIM_QK)[None, :])
+        tl.store(ks_ptr + (dst * HEAD_DIM_QK)[:, None] + offs_dk[None, :], kt,
+                 mask=ok[:, None] & (offs_dk < HEAD_DIM_QK)[None, :])
+        src_v = page * stride_vp + in_page.to(tl.int64) * stride_vn + kvh.to(tl.int64) * stride_vh
+        vt = tl.load(v_ptr + src_v[:, None] + offs_dv[None, :], mask=ok[:, None] & (offs_dv < HEAD_DIM_VO)[None, :])
+        tl.store(vs_ptr + (dst * HEAD_DIM_VO)[:, None] + offs_dv[None, :], vt,
+                 mask=ok[:, None] & (offs_dv < HEAD_DIM_VO)[None, :])

@@ -11,10 +11,11 @@ from ..._launch import launch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine
 from ...configs.attention.prefill import (
-    HEAD_DIMS, padded_dims, page_pow2, prefetch_pages, prefill_config, shared_rows, tma_enabled,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, prefetch_pages, prefill_config,
+    shared_rows, tma_enabled,
 )
 from ...fake.attention import prefill as contract
-from ...kernels.attention.prefill import prefill_kernel
+from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
 from ...reference import attention as ref
 
 # fp8 format -> (exponent bits, mantissa bits, exponent bias) for the in-kernel decode.
@@ -65,7 +66,7 @@ def tma_view(t, strides, n_tok: int, head_dim: int):
 
 def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len, kv_len, n_programs, page_size,
             k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-            rope_scale, rope_theta, v_scale, n_tok=0):
+            rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1):
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
@@ -104,7 +105,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         q, k, v, out, lse_t, work, idx, mask_t,
         q.stride(0), q.stride(1), k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
         out.stride(0), out.stride(1), s_ln, s_lh,
-        int(single), qo_len, kv_len, page_size, max(page_size, 1).bit_length() - 1, h_qo // h_kv,
+        int(single), qo_len, kv_len, page_size, max(page_size, 1).bit_length() - 1, h_qo // h_kv, kv_start_mul,
         mask_mode, window_left, float(sm_scale), float(logits_soft_cap) if logits_soft_cap > 0 else 0.0,
         float(v_scale), alibi_n(h_qo) if pos_encoding_mode == 2 else 0, int(rope),
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
@@ -113,7 +114,7 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
-        TMA=tma, **cfg.launch.options(family),
+        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), **cfg.launch.options(family),
     )
 
 
@@ -199,19 +200,66 @@ def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block
             rope_theta=rope_theta, v_scale=v_scale, n_tok=k.shape[0] if kv_layout == 0 else k.shape[1])
 
 
+def staging_bytes(kv_slots: int, page_size: int, num_kv_heads: int, head_dim_qk: int, head_dim_vo: int,
+                  kv_dtype: torch.dtype) -> int:
+    """Bytes of the staging buffer batch_prefill_paged needs to run on staged K / V: every slot of
+    kv_indices (kv_slots entries) as page_size rows of K and V."""
+    elt = torch.empty(0, dtype=kv_dtype).element_size()
+    return kv_slots * page_size * num_kv_heads * (head_dim_qk + head_dim_vo) * elt
+
+
+def _stage_paged(k_cache, v_cache, work, kv_indices, staging, block_m, group, k_strides, v_strides, page_size):
+    """Copy the scheduled requests' K / V rows into `staging` (stage_paged_kv_kernel); returns the
+    contiguous NHD (k, v) views the dense kernel reads."""
+    h_kv = k_strides[3]
+    d_qk, d_vo = k_cache.shape[3], v_cache.shape[3]
+    rows = kv_indices.shape[0] * page_size
+    nk = rows * h_kv * d_qk * k_cache.element_size()
+    nv = rows * h_kv * d_vo * v_cache.element_size()
+    # K's region is a multiple of 16 bytes when d_qk * element size is (every shipped head dim)
+    ks = staging[:nk].view(k_cache.dtype).view(rows, h_kv, d_qk)
+    vs = staging[nk:nk + nv].view(v_cache.dtype).view(rows, h_kv, d_vo)
+    bdqk, bdvo = padded_dims(d_qk, d_vo)
+    kb, vb = k_cache, v_cache
+    if k_cache.dtype in FP8_FORMAT:
+        kb, vb, ks_b, vs_b = k_cache.view(torch.uint8), v_cache.view(torch.uint8), ks.view(torch.uint8), vs.view(torch.uint8)
+    else:
+        ks_b, vs_b = ks, vs
+    launch(stage_paged_kv_kernel, (work.shape[0], h_kv),
+           kb, vb, ks_b, vs_b, work, kv_indices,
+           k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
+           page_size, max(page_size, 1).bit_length() - 1, group, block_m,
+           HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
+           PAGE_POW2=page_pow2(page_size), **STAGE_LAUNCH.options(arch_family(k_cache.device)))
+    return ks, vs
+
+
 def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
                              kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
-                             rope_theta, v_scale):
+                             rope_theta, v_scale, kv_staging=None):
     contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                                        mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
-                                       logits_soft_cap, rope_scale, rope_theta, v_scale)
-    _check_block_m(q, block_m, out.shape[2], paged=True)
+                                       logits_soft_cap, rope_scale, rope_theta, v_scale, kv_staging)
     page_size = k_cache.shape[1] if kv_layout == 0 else k_cache.shape[2]
+    k_strides, v_strides = _paged_strides(k_cache, kv_layout), _paged_strides(v_cache, kv_layout)
+    scal = dict(mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode, sm_scale=sm_scale, window_left=window_left,
+                logits_soft_cap=logits_soft_cap, rope_scale=rope_scale, rope_theta=rope_theta, v_scale=v_scale)
+    if kv_staging is not None:
+        # plan() chose staging and scheduled with the dense kernel's tile height
+        _check_block_m(q, block_m, out.shape[2])
+        if kv_staging.data_ptr() % 16:
+            raise ValueError("kv_staging: expected a 16-byte-aligned buffer")
+        if work.shape[0] == 0 or q.shape[0] == 0:
+            return
+        ks, vs = _stage_paged(k_cache, v_cache, work, kv_indices, kv_staging, block_m, q.shape[1] // k_strides[3],
+                              k_strides, v_strides, page_size)
+        _launch(out, lse, q, ks, vs, work, None, packed_custom_mask, paged=False, single=False, qo_len=0, kv_len=0,
+                n_programs=work.shape[0], page_size=1, k_strides=_dense_strides(ks, 0), v_strides=_dense_strides(vs, 0),
+                n_tok=ks.shape[0], kv_start_mul=page_size, **scal)
+        return
+    _check_block_m(q, block_m, out.shape[2], paged=True)
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
-            kv_len=0, n_programs=work.shape[0], page_size=page_size, k_strides=_paged_strides(k_cache, kv_layout),
-            v_strides=_paged_strides(v_cache, kv_layout), mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode,
-            sm_scale=sm_scale, window_left=window_left, logits_soft_cap=logits_soft_cap, rope_scale=rope_scale,
-            rope_theta=rope_theta, v_scale=v_scale)
+            kv_len=0, n_programs=work.shape[0], page_size=page_size, k_strides=k_strides, v_strides=v_strides, **scal)
 
 
 # ---- CPU key (reference) ----------------------------------------------------------------------
@@ -268,10 +316,11 @@ def batch_prefill_ragged_cpu(out, lse, q, k, v, work, packed_custom_mask, block_
 
 def batch_prefill_paged_cpu(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
                             kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
-                            rope_theta, v_scale):
+                            rope_theta, v_scale, kv_staging=None):
+    """Reference path: reads the pages directly (kv_staging is scratch the GPU path may use)."""
     contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                                        mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
-                                       logits_soft_cap, rope_scale, rope_theta, v_scale)
+                                       logits_soft_cap, rope_scale, rope_theta, v_scale, kv_staging)
     if kv_layout == 1:
         k_cache, v_cache = k_cache.transpose(1, 2), v_cache.transpose(1, 2)
     page = k_cache.shape[1]
@@ -317,7 +366,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     }
     for n in ("stride_qn", "stride_qh", "stride_kp", "stride_kn", "stride_kh", "stride_vp", "stride_vn", "stride_vh",
               "stride_on", "stride_oh", "stride_ln", "stride_lh", "single", "single_qo_len", "single_kv_len",
-              "page_size", "page_shift", "group", "mask_mode", "window_left"):
+              "page_size", "page_shift", "group", "kv_start_mul", "mask_mode", "window_left"):
         sig[n] = "i32"
     for n in ("sm_scale", "soft_cap", "v_scale"):
         sig[n] = "fp32"
@@ -326,7 +375,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                 "k_desc": f"*{kv}", "v_desc": f"*{kv}", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
                 "v_rows_per_head": "i32", "v_cols_per_head": "i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
-              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA"):
+              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -352,10 +401,31 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
-                        PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma),
+                        PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma, DIAG_IN_LOOP=tma),
         options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
 
+def _register_stage_variants():
+    for dt in ("fp16", "bf16", "u8"):
+        for d_qk, d_vo in HEAD_DIMS:
+            bdqk, bdvo = padded_dims(d_qk, d_vo)
+            for pow2 in (True, False):
+                sig = {"k_ptr": f"*{dt}", "v_ptr": f"*{dt}", "ks_ptr": f"*{dt}", "vs_ptr": f"*{dt}",
+                       "work_ptr": "*i32", "idx_ptr": "*i32"}
+                for n in ("stride_kp", "stride_kn", "stride_kh", "stride_vp", "stride_vn", "stride_vh", "page_size",
+                          "page_shift", "group", "block_m"):
+                    sig[n] = "i32"
+                ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
+                          PAGE_POW2=pow2)
+                sig.update({n: "constexpr" for n in ce})
+                register_variant(KernelVariant(
+                    kernel="attention.stage_paged_kv_kernel",
+                    variant=f"{dt}_d{d_qk}x{d_vo}{'_pow2' if pow2 else ''}", fn=stage_paged_kv_kernel,
+                    signature=sig, constexprs=ce, options=STAGE_LAUNCH.options, min_occupancy=1,
+                ))
+
+
 _register_variants()
+_register_stage_variants()
 assert set(FAMILIES) >= {"gfx942", "gfx950"}
