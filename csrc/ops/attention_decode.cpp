@@ -19,11 +19,13 @@ void register_attention_decode(torch::Library& m) {
   // (request or -1, tok_start, tok_end, page_base, kv_len, first_slot, n_chunks, 0); request_info
   // int32 [>= B, 2] rows (first_slot, n_chunks); tmp_o fp32 [S, H_qo, D] and tmp_lse fp32 [S, H_qo]
   // hold the partial states of split requests (slot = work row). out [B, H_qo, D], lse [B, H_qo].
+  // merge_counters (int32 [>= B * H_qo], all zero; left zero): when given, the decode kernel merges
+  // split requests itself (the last of a request's programs to finish) instead of a merge launch.
   m.def(
       "batch_decode_with_paged_kv_cache(Tensor(a!) out, Tensor(b!)? lse, Tensor q, Tensor k_cache, "
       "Tensor v_cache, Tensor kv_indices, Tensor work_info, Tensor request_info, Tensor(c!) tmp_o, "
       "Tensor(d!) tmp_lse, float sm_scale, float logits_soft_cap, int window_left, int pos_encoding_mode, "
-      "float rope_scale, float rope_theta, float k_scale, float v_scale) -> ()");
+      "float rope_scale, float rope_theta, float k_scale, float v_scale, Tensor(e!)? merge_counters=None) -> ()");
 }
 }  // namespace flashinfer_ops
 

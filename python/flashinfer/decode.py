@@ -16,6 +16,8 @@ import torch
 import flashinfer_ops  # noqa: F401  (registers torch.ops.flashinfer)
 from flashinfer_ops.fake.attention.decode import HEAD_DIMS, check_kv_dtype
 from flashinfer_ops.kernels.attention.decode import WORK_COLS
+from flashinfer_ops.configs import arch_family
+from flashinfer_ops.configs.attention.decode import FUSED_MERGE_MAX_CHUNKS, fused_merge
 from flashinfer_ops.launch.attention.decode import build_schedule, chunk_tokens, programs_per_sm, sm_count, target_items
 
 from .utils import (
@@ -195,6 +197,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
         self._capacity = 0  # work-table rows
         self._batch_capacity = 0  # request-table rows
         self._tmp_slots = 0
+        self._merge_counters: Optional[torch.Tensor] = None
         self._copy_done: Optional[torch.cuda.Event] = None
         self._planned = False
         self._plan_info = None
@@ -367,7 +370,8 @@ class BatchDecodeWithPagedKVCacheWrapper:
             raise ValueError(f"num_kv_heads: the captured CUDA-graph plan has room for {self._capacity} work items; "
                              f"re-create the wrapper for a different model shape")
         cap, bcap = self._capacity, self._batch_capacity
-        if (cap * WORK_COLS + bcap * 2) * 4 > self._int_workspace_buffer.numel() * self._int_workspace_buffer.element_size():
+        int_bytes = self._int_workspace_buffer.numel() * self._int_workspace_buffer.element_size()
+        if (cap * WORK_COLS + bcap * 2) * 4 > int_bytes:
             raise ValueError("int workspace too small for the decode work table")
         per_slot = num_qo_heads * (head_dim + 1) * 4
         fws = self._float_workspace_buffer
@@ -375,21 +379,31 @@ class BatchDecodeWithPagedKVCacheWrapper:
         chunk = chunk_tokens(vis, num_kv_heads, sms, max_items=min(cap, slots), disable_split=bool(disable_split_kv),
                              fixed_chunk=fixed, per_sm=per_sm)
         work, reqs, _ = build_schedule(kv_lens, ip[:-1], window_left, chunk, cap)
+        # Split requests merged inside the decode kernel (no merge launch) when each has few chunks:
+        # ticket counters (zeroed here, left zero by the kernel) follow the request table.
+        most_chunks = int(reqs[:, 1].max()) if batch else 0
+        n_cnt = bcap * num_qo_heads
+        fused = (self.device.type == "cuda" and fused_merge(arch_family(self.device))
+                 and 1 < most_chunks <= FUSED_MERGE_MAX_CHUNKS
+                 and (cap * WORK_COLS + bcap * 2 + n_cnt) * 4 <= int_bytes)
 
         # ---- device writes (after all checks) ---------------------------------------------------
         if self._copy_done is not None:
             self._copy_done.synchronize()  # the pinned mirror may still feed the previous copy
-        n_int = cap * WORK_COLS + bcap * 2
+        n_req = cap * WORK_COLS + bcap * 2
+        n_int = n_req + (n_cnt if fused else 0)
         pinned = self._pin_memory_int_workspace_buffer.view(torch.int32)[:n_int]
         pinned[: cap * WORK_COLS].copy_(work.view(-1))
         pinned[cap * WORK_COLS: cap * WORK_COLS + batch * 2].copy_(reqs.view(-1))
+        pinned[n_req:].zero_()
         dev = self._int_workspace_buffer.view(torch.int32)
         dev[:n_int].copy_(pinned, non_blocking=True)
         if self.device.type == "cuda":
             self._copy_done = torch.cuda.Event()
             self._copy_done.record()
         self._work_info = dev[: cap * WORK_COLS].view(cap, WORK_COLS)
-        self._request_info = dev[cap * WORK_COLS: n_int].view(bcap, 2)
+        self._request_info = dev[cap * WORK_COLS: n_req].view(bcap, 2)
+        self._merge_counters = dev[n_req:n_int] if fused else None
         fview = fws.view(torch.uint8)[: max(slots, 1) * per_slot].view(torch.float32)
         self._tmp_o = fview[: max(slots, 1) * num_qo_heads * head_dim].view(max(slots, 1), num_qo_heads, head_dim)
         self._tmp_lse = fview[max(slots, 1) * num_qo_heads * head_dim:].view(max(slots, 1), num_qo_heads)
@@ -510,7 +524,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
             self._pos_code,
             float(self._rope_scale if self._rope_scale is not None else 1.0),
             float(self._rope_theta if self._rope_theta is not None else 1e4),
-            _scale_value("k_scale", k_scale), _scale_value("v_scale", v_scale),
+            _scale_value("k_scale", k_scale), _scale_value("v_scale", v_scale), self._merge_counters,
         )
 
     def run_return_lse(self, q: torch.Tensor, paged_kv_cache, *args, **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -315,3 +315,22 @@ def test_cascade_merge_facade():
         flashinfer.merge_state_in_place(va.clone(), sa.half(), vb, sb)
     with pytest.raises(ValueError, match="v_b"):
         flashinfer.merge_state(va, sa, vb[:, :2], sb)
+
+
+def test_merge_counters_checked_by_the_op():
+    """The in-kernel merge's ticket counters: int32, 1-D, contiguous, >= batch x num_qo_heads;
+    anything else is refused before a write."""
+    lens, page, h_qo, h_kv, d = [30, 7], 4, 8, 2, 64
+    cache, indptr, indices, last = _batch(lens, page, h_kv, d)
+    q = torch.randn(len(lens), h_qo, d, device=DEV).half()
+    w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_ws())
+    w.plan(indptr, indices, last, h_qo, h_kv, d, page, fixed_split_size=2)
+    out = torch.full_like(q, 3.0)
+    _, _, args = w._op_args(q, cache, out=out)
+    bad = [torch.zeros(len(lens) * h_qo - 1, dtype=torch.int32, device=DEV),
+           torch.zeros(len(lens) * h_qo, dtype=torch.int64, device=DEV),
+           torch.zeros(2, len(lens) * h_qo, dtype=torch.int32, device=DEV)[:, 0]]
+    for counters in bad:
+        with pytest.raises(ValueError, match="merge_counters"):
+            torch.ops.flashinfer.batch_decode_with_paged_kv_cache(*args[:-1], counters)
+        assert bool((out == 3.0).all())

@@ -179,6 +179,45 @@ def test_merge_more_chunks_than_one_merge_step():
     _close(out, lse, want_o, want_lse, dtype)
 
 
+@pytest.mark.parametrize("chunk_pages", [1, 3, 1000], ids=["many-chunks", "few-chunks", "unsplit"])
+def test_fused_merge_in_kernel(chunk_pages):
+    """FUSED_MERGE: the last program of each split request merges its partial states (ticket
+    counters). Counters are handed in directly, so every chunk count runs (more than one merge
+    step of FUSED_MERGE_C, a few, none), next to a one-chunk and an empty request; two launches
+    in a row check that the kernel leaves the counters at zero."""
+    page, h_qo, h_kv, d = shapes((16, 32, 8, 128), (1, 4, 2, 64))
+    lens = [shapes(3000, 23), 1, 0, shapes(1200, 9)]
+    dtype = torch.bfloat16
+    cache, indptr, indices, last = _paged_batch(lens, page, h_kv, d, dtype, "NHD")
+    q = torch.randn(len(lens), h_qo, d, device=KERNEL_DEVICE).to(dtype)
+    ws = torch.zeros(16 << 20, dtype=torch.uint8, device=KERNEL_DEVICE)
+    w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(ws, "NHD")
+    w.plan(indptr, indices, last, h_qo, h_kv, d, page, q_data_type=dtype, fixed_split_size=chunk_pages)
+    counters = torch.zeros(len(lens) * h_qo, dtype=torch.int32, device=KERNEL_DEVICE)
+    want_o, want_lse = _oracle(q, cache, indptr, indices, last, "NHD")
+    for _ in range(2):
+        out = poison(torch.empty(q.shape, dtype=dtype, device=q.device))
+        lse = poison(torch.empty(q.shape[:2], dtype=torch.float32, device=q.device))
+        _, _, args = w._op_args(q, cache, out=out, lse=lse)
+        run_kernel("batch_decode_with_paged_kv_cache", *args[:-1], counters)
+        _close(out, lse, want_o, want_lse, dtype)
+        assert int(counters.abs().sum()) == 0, "the merging programs must reset their counters"
+
+
+@pytest.mark.gpu
+def test_plan_fuses_the_merge_for_few_chunks(monkeypatch):
+    """With the in-kernel merge allowed, batch 16 x 4096 (4 chunks a request) plans it; batch 1 x
+    32768 (dozens of chunks) keeps the merge kernel; both match the oracle."""
+    monkeypatch.setenv("FLASHINFER_DECODE_FUSED_MERGE", "1")
+    for lens, fused in (([4096] * 16, True), ([32768], False)):
+        cache, indptr, indices, last = _paged_batch(lens, 16, 8, 128, torch.bfloat16, "NHD")
+        q = torch.randn(len(lens), 32, 128, device=KERNEL_DEVICE).to(torch.bfloat16)
+        out, lse, w = _run_paged(q, cache, indptr, indices, last, 32, 8, 128, 16, "NHD", torch.bfloat16)
+        assert (w._merge_counters is not None) == fused
+        want_o, want_lse = _oracle(q, cache, indptr, indices, last, "NHD")
+        _close(out, lse, want_o, want_lse, torch.bfloat16)
+
+
 @pytest.mark.gpu
 def test_small_batch_long_kv_is_split():
     """One request with a long KV is cut into many chunks so the grid fills the GPU."""

@@ -82,6 +82,22 @@ def pages_ahead(family: str, prefetch_on: bool) -> bool:
     return not prefetch_on and os.environ.get("FLASHINFER_DECODE_PAGES_AHEAD", "1") != "0"
 
 
+# Fused split-KV merge (decode_kernel FUSED_MERGE): the most chunks a request may have for plan() to
+# fuse (the merging program walks them one a step; merge_kernel spreads a long request's chunks
+# over one program a head, MERGE_BLOCK_C a step).
+FUSED_MERGE_MAX_CHUNKS = 8
+
+
+def fused_merge(family: str) -> bool:
+    """plan() may merge split requests inside the decode kernel (a ticket counter per request and
+    head block; the last program to finish merges) instead of launching merge_kernel. Off by
+    default until measured on the GPU (written 2026-12-06 without device time: the interpreter
+    tests pass; the target is sm90 batch 16 x 4096, where the merge launch is ~4% of the time);
+    AMD would keep the merge kernel (cross-XCD ordering untested). FLASHINFER_DECODE_FUSED_MERGE=1
+    allows it on every family (tests, A/B)."""
+    return os.environ.get("FLASHINFER_DECODE_FUSED_MERGE", "0") == "1"
+
+
 def min_waves(head_dim: int, fp8: bool, rope: bool) -> int:
     """Occupancy floor the AMD gate enforces (waves per SIMD)."""
     return 1 if rope else 2

@@ -61,7 +61,7 @@ def check_single_decode(out, lse, q, k, v, sm_scale, logits_soft_cap, window_lef
 
 def check_batch_decode(out, lse, q, k_cache, v_cache, kv_indices, work_info, request_info, tmp_o, tmp_lse,
                        sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta,
-                       k_scale, v_scale) -> None:
+                       k_scale, v_scale, merge_counters=None) -> None:
     check_ndim("q", q, (3,))
     check_ndim("k_cache", k_cache, (4,))
     check_ndim("v_cache", v_cache, (4,))
@@ -91,9 +91,15 @@ def check_batch_decode(out, lse, q, k_cache, v_cache, kv_indices, work_info, req
     if tuple(tmp_lse.shape) != (tmp_o.shape[0], h_qo) or not tmp_lse.is_contiguous():
         raise ValueError(f"tmp_lse: expected a contiguous [{tmp_o.shape[0]}, {h_qo}] tensor, got shape "
                          f"{tuple(tmp_lse.shape)}")
+    if merge_counters is not None:
+        check_ndim("merge_counters", merge_counters, (1,))
+        check_dtype("merge_counters", merge_counters, (torch.int32,))
+        if merge_counters.shape[0] < q.shape[0] * h_qo or not merge_counters.is_contiguous():
+            raise ValueError(f"merge_counters: expected a contiguous [>= {q.shape[0] * h_qo}] tensor (batch x "
+                             f"num_qo_heads), got shape {tuple(merge_counters.shape)}")
     check_same_device([("q", q), ("k_cache", k_cache), ("v_cache", v_cache), ("kv_indices", kv_indices),
                        ("work_info", work_info), ("request_info", request_info), ("tmp_o", tmp_o),
-                       ("tmp_lse", tmp_lse)])
+                       ("tmp_lse", tmp_lse), ("merge_counters", merge_counters)])
 
 
 single_decode_with_kv_cache_fake = check_single_decode

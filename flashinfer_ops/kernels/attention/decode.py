@@ -139,13 +139,13 @@ def _online_update(q, k, v, toks, tmask, lo, kv_len, slope, m_i, l_i, acc, qk_sc
 
 @triton.jit
 def decode_kernel(
-    q_ptr, k_ptr, v_ptr, idx_ptr, work_ptr, out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr,
+    q_ptr, k_ptr, v_ptr, idx_ptr, work_ptr, out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr, cnt_ptr,
     s_qb, s_qh, s_kp, s_kt, s_kh, s_vp, s_vt, s_vh, s_ob, s_oh, s_lb,
     page_size, single_len, single_chunk, single_n, group, num_qo_heads, has_lse,
     qk_scale, soft_cap, window_left, alibi_n, rope_rcp_scale, rope_log2_theta, v_scale,
     BLOCK_H: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, KV_FMT: tl.constexpr,
     ROPE: tl.constexpr, DOT_F32: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-    PAGES_AHEAD: tl.constexpr = False, V_ASM: tl.constexpr = False,
+    PAGES_AHEAD: tl.constexpr = False, V_ASM: tl.constexpr = False, FUSED_MERGE: tl.constexpr = False,
 ):
     """Grid (work items, H_kv, cdiv(group, BLOCK_H)).
 
@@ -159,7 +159,15 @@ def decode_kernel(
     converted by fp8_to_f16_opaque. With an fp8 cache (KV_FMT > 0) both products run in
     float16 whatever q's dtype: every fp8 value is exact in fp16, the conversion is one instruction
     a pair on sm90 (to bf16 it is three: e4m3 -> f16x2, then f16 -> bf16 for each half), and p
-    in [0, 1] keeps more bits than in bf16; q is clamped to fp16's finite range."""
+    in [0, 1] keeps more bits than in bf16; q is clamped to fp16's finite range.
+
+    FUSED_MERGE (work-table mode): the split requests are merged here rather than by merge_kernel.
+    After storing its partial state, each program of a split request takes a ticket from the
+    int32 counter cnt_ptr[(request * H_kv + kv head) * head blocks + head block] (zero before the
+    launch); the program that draws the last ticket (n_chunks - 1) resets the counter to zero for
+    the next launch and merges the request's n_chunks partial states for its heads (_merge_slots).
+    A CTA barrier and the ticket's acquire-release order the partial
+    stores of every program before the merger's reads (which bypass L1)."""
     w = tl.program_id(0)
     kvh = tl.program_id(1)
     hb = tl.program_id(2)
@@ -173,6 +181,7 @@ def decode_kernel(
         page_base = w * 0
         kv_len = single_len
         n_chunks = single_n
+        first_slot = w * 0
     else:
         row = work_ptr + w * 8
         req = tl.load(row)
@@ -181,6 +190,7 @@ def decode_kernel(
         page_base = tl.load(row + 3)
         kv_len = tl.load(row + 4)
         n_chunks = tl.load(row + 6)
+        first_slot = tl.load(row + 5)
     if req >= 0:
         offs_h = hb * BLOCK_H + tl.arange(0, BLOCK_H)
         heads = kvh * group + offs_h
@@ -276,6 +286,54 @@ def decode_kernel(
             slot = w.to(tl.int64) * num_qo_heads + heads
             tl.store(tmp_o_ptr + slot[:, None] * HEAD_DIM + offs_d[None, :], o, mask=hmask[:, None])
             tl.store(tmp_lse_ptr + slot, lse, mask=hmask)
+            if FUSED_MERGE:
+                tl.debug_barrier()  # every thread's partial stores precede the ticket (released by it)
+                cnt = cnt_ptr + (req * tl.num_programs(1) + kvh) * tl.num_programs(2) + hb
+                ticket = tl.atomic_add(cnt, 1, sem="acq_rel", scope="gpu")
+                if ticket == n_chunks - 1:
+                    tl.atomic_xchg(cnt, 0, sem="relaxed", scope="gpu")
+                    _merge_slots(out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr, first_slot, n_chunks, req, heads,
+                                 hmask, offs_d, s_ob, s_oh, s_lb, num_qo_heads, has_lse, HEAD_DIM)
+
+
+@triton.jit
+def _merge_slots(out_ptr, lse_ptr, tmp_o_ptr, tmp_lse_ptr, first, n, req, heads, hmask, offs_d, s_ob, s_oh, s_lb,
+                 num_qo_heads, has_lse, HEAD_DIM: tl.constexpr):
+    """Merge the partial states in tmp slots first .. first + n - 1 of query heads `heads` [BLOCK_H]
+    (base-2 LSE merge, as merge_kernel) and write request req's out / lse rows. One chunk's
+    [BLOCK_H, HEAD_DIM] tile a step, the next one loaded while this one is folded in (register
+    double buffering: the loads do not wait on each other; a tile of several chunks took 168-255
+    registers a thread on sm90, which would halve the decode kernel's occupancy). Reads go through
+    L2 (.cg): the partials were written by other programs."""
+    rows = first.to(tl.int64) * num_qo_heads + heads
+    s_cur = tl.load(tmp_lse_ptr + rows, mask=hmask, other=float("-inf"), cache_modifier=".cg")
+    o_cur = tl.load(tmp_o_ptr + rows[:, None] * HEAD_DIM + offs_d[None, :], mask=hmask[:, None], other=0.0,
+                    cache_modifier=".cg")
+    m = tl.full(heads.shape, float("-inf"), tl.float32)
+    l = tl.zeros(heads.shape, tl.float32)
+    acc = tl.zeros([heads.shape[0], HEAD_DIM], tl.float32)
+    for c in range(1, n + 1):
+        rows = (first + c).to(tl.int64) * num_qo_heads + heads
+        ok = hmask & (heads * 0 + c < n)
+        s_nxt = tl.load(tmp_lse_ptr + rows, mask=ok, other=float("-inf"), cache_modifier=".cg")
+        o_nxt = tl.load(tmp_o_ptr + rows[:, None] * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0,
+                        cache_modifier=".cg")
+        m_new = tl.maximum(m, s_cur)
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m - m_safe)
+        wgt = tl.exp2(s_cur - m_safe)
+        l = l * alpha + wgt
+        acc = acc * alpha[:, None] + wgt[:, None] * o_cur
+        m = m_new
+        s_cur = s_nxt
+        o_cur = o_nxt
+    valid = l > 0.0
+    res = tl.where(valid[:, None], acc / tl.where(valid, l, 1.0)[:, None], 0.0)
+    o_rows = out_ptr + req.to(tl.int64) * s_ob + heads[:, None] * s_oh
+    tl.store(o_rows + offs_d[None, :], res.to(out_ptr.dtype.element_ty), mask=hmask[:, None])
+    if has_lse:
+        lse = tl.where(valid, m + tl.log2(tl.where(valid, l, 1.0)), float("-inf"))
+        tl.store(lse_ptr + req.to(tl.int64) * s_lb + heads, lse, mask=hmask)
 
 
 @triton.jit

@@ -66,9 +66,10 @@ def _scalars(q, sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_
 
 
 def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, s_kp, s_vp, n_items, n_requests,
-            single_len, single_chunk, single_n, scal, v_scale):
+            single_len, single_chunk, single_n, scal, v_scale, counters=None):
     """q3 [B, H_qo, D]; k, v addressed as (page, token-in-page, head, dim) with strides s_kp/s_vp
-    for pages and k.stride(-3)/k.stride(-2) for token and head."""
+    for pages and k.stride(-3)/k.stride(-2) for token and head. counters (int32, zero): split
+    requests are merged inside the decode kernel (FUSED_MERGE) instead of by merge_kernel."""
     h_qo, d = q3.shape[1], q3.shape[2]
     h_kv = k.shape[-2]
     group = h_qo // h_kv
@@ -83,8 +84,10 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
     s_lb = lse.stride(0) if has_lse and lse.dim() == 2 else 0
     prefetch = cfg.prefetch(fmt == KV_FMT_NATIVE, rope)
     grid = (n_items, h_kv, triton.cdiv(group, cfg.BLOCK_H))
+    fused = counters is not None
     launch(decode_kernel, grid,
         q3, _kv_ptr(k, fmt), _kv_ptr(v, fmt), idx, work, out, lse_t, tmp_o, tmp_lse,
+        counters if fused else _zero_page(q3.device),
         q3.stride(0), q3.stride(1), s_kp, s_kt, s_kh, s_vp, s_vt, s_vh,
         out.stride(0), out.stride(1), s_lb,
         page_size, single_len, single_chunk, single_n, group, h_qo, int(has_lse),
@@ -93,8 +96,10 @@ def _launch(out, lse, q3, k, v, idx, work, req_info, tmp_o, tmp_lse, page_size, 
         BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, BLOCK_N=cfg.block_n(family, d, fp8, rope), KV_FMT=fmt,
         ROPE=rope, DOT_F32=interpreting(), PREFETCH=prefetch,
         PAGES_AHEAD=cfg.pages_ahead(family, prefetch), V_ASM=cfg.v_asm(fmt == KV_FMT_NATIVE and not rope, prefetch),
-        **cfg.decode_config(family, d, fp8, rope).options(family),
+        FUSED_MERGE=fused, **cfg.decode_config(family, d, fp8, rope).options(family),
     )
+    if fused:
+        return
     launch(merge_kernel, (n_requests, h_qo),
         out, lse_t, tmp_o, tmp_lse, req_info, out.stride(0), out.stride(1), s_lb, h_qo, single_n, int(has_lse),
         HEAD_DIM=d, BLOCK_C=cfg.MERGE_BLOCK_C, **cfg.merge_config(family, d).options(family),
@@ -199,17 +204,17 @@ def single_decode_cuda(out, lse, q, k, v, sm_scale, logits_soft_cap, window_left
 
 def batch_decode_cuda(out, lse, q, k_cache, v_cache, kv_indices, work_info, request_info, tmp_o, tmp_lse,
                       sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta,
-                      k_scale, v_scale):
+                      k_scale, v_scale, merge_counters=None):
     contract.check_batch_decode(out, lse, q, k_cache, v_cache, kv_indices, work_info, request_info, tmp_o, tmp_lse,
                                 sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta,
-                                k_scale, v_scale)
+                                k_scale, v_scale, merge_counters)
     if q.shape[0] == 0 or work_info.shape[0] == 0:
         return
     scal = _scalars(q, sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta, k_scale)
     scal["rope"] = pos_encoding_mode == 1
     _launch(out, lse, q, k_cache, v_cache, kv_indices, work_info, request_info, tmp_o, tmp_lse,
             k_cache.shape[1], k_cache.stride(0), v_cache.stride(0), work_info.shape[0], q.shape[0],
-            0, 1, 0, scal, v_scale)
+            0, 1, 0, scal, v_scale, merge_counters)
 
 
 # ---- CPU key (reference) ------------------------------------------------------------------------
@@ -233,10 +238,10 @@ def single_decode_cpu(out, lse, q, k, v, sm_scale, logits_soft_cap, window_left,
 
 def batch_decode_cpu(out, lse, q, k_cache, v_cache, kv_indices, work_info, request_info, tmp_o, tmp_lse,
                      sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta,
-                     k_scale, v_scale):
+                     k_scale, v_scale, merge_counters=None):
     contract.check_batch_decode(out, lse, q, k_cache, v_cache, kv_indices, work_info, request_info, tmp_o, tmp_lse,
                                 sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta,
-                                k_scale, v_scale)
+                                k_scale, v_scale, merge_counters)
     kw = _ref_kwargs(sm_scale, logits_soft_cap, window_left, pos_encoding_mode, rope_scale, rope_theta, k_scale,
                      v_scale)
     page = k_cache.shape[1]
@@ -273,7 +278,7 @@ def _register_variants():
                 kt = qt if fmt == 0 else "u8"
                 sig = {"q_ptr": f"*{qt}", "k_ptr": f"*{kt}", "v_ptr": f"*{kt}", "idx_ptr": "*i32",
                        "work_ptr": "*i32", "out_ptr": f"*{qt}", "lse_ptr": "*fp32", "tmp_o_ptr": "*fp32",
-                       "tmp_lse_ptr": "*fp32"}
+                       "tmp_lse_ptr": "*fp32", "cnt_ptr": "*i32"}
                 for name in ("s_qb", "s_qh", "s_kp", "s_kt", "s_kh", "s_vp", "s_vt", "s_vh", "s_ob", "s_oh",
                              "s_lb", "page_size", "single_len", "single_chunk", "single_n", "group",
                              "num_qo_heads", "has_lse"):
@@ -285,7 +290,7 @@ def _register_variants():
                 for name in ("rope_rcp_scale", "rope_log2_theta", "v_scale"):
                     sig[name] = "fp32"
                 ce = dict(BLOCK_H=cfg.BLOCK_H, HEAD_DIM=d, KV_FMT=fmt, ROPE=rope, DOT_F32=False, PREFETCH=False,
-                          PAGES_AHEAD=cfg.pages_ahead("gfx942", False), V_ASM=False)
+                          PAGES_AHEAD=cfg.pages_ahead("gfx942", False), V_ASM=False, FUSED_MERGE=False)
                 for k in ce:
                     sig[k] = "constexpr"
                 sig["BLOCK_N"] = "constexpr"
