@@ -1,6 +1,7 @@
 """Prefill attention benchmark: causal bf16, 32 query / 8 kv heads, head dim 128.
 
-Ours: the ragged wrapper (and single prefill at batch 1) and the paged wrapper (page 16), against
+Ours: the ragged wrapper (and single prefill at batch 1) and the paged wrapper (page 16, 128 MiB
+float workspace, so plan() may stage K / V: row key `staged`), against
 torch SDPA with the flash backend and with the cuDNN backend in the same process on the same
 shapes (GQA through enable_gqa=True; if a backend rejects it, K/V are expanded to 32 heads and the
 row says so). TFLOP/s count causal FLOPs halved: 4 * B * H * L^2 * D / 2. Also: plan() host ms for
@@ -22,6 +23,8 @@ from .common import host_us_eager, input_sets_for, row, time_device_us
 HQ, HKV, D = 32, 8, 128
 SHAPES = ((1, 8192), (4, 4096), (16, 1024))
 PAGE = 16
+# the paged wrapper's float workspace: FlashInfer's recommended 128 MiB (plan() may stage K / V in it)
+WORKSPACE_MIB = 128
 
 
 def _flops(b: int, l: int) -> float:
@@ -70,7 +73,7 @@ def _ragged_case(b, l, sets):
     return w, fns
 
 
-def _paged_case(b, l, sets):
+def _paged_case(b, l, sets, ws_mib=WORKSPACE_MIB):
     import flashinfer
 
     pages = l // PAGE
@@ -78,7 +81,7 @@ def _paged_case(b, l, sets):
     kv_ip = torch.arange(0, (b + 1) * pages, pages, dtype=torch.int32)
     idx = torch.randperm(b * pages).to(torch.int32)
     last = torch.full((b,), PAGE, dtype=torch.int32)
-    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(1 << 20, dtype=torch.uint8, device="cuda"))
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(ws_mib << 20, dtype=torch.uint8, device="cuda"))
     w.plan(qo, kv_ip, idx, last, HQ, HKV, D, PAGE, causal=True, q_data_type=torch.bfloat16)
     ins = [(torch.randn(b * l, HQ, D, device="cuda", dtype=torch.bfloat16),
             torch.randn(b * pages, 2, PAGE, HKV, D, device="cuda", dtype=torch.bfloat16)) for _ in range(sets)]
@@ -132,8 +135,9 @@ def run(quick: bool) -> List[dict]:
             w, fns = make(b, l, sets)
             us = time_device_us(fns, warmup=3, reps=20)
             host = host_us_eager(fns[0], reps=50) if (b, l) == SHAPES[-1] else None
+            extra = {"staged": bool(w._staging_bytes), "workspace_mib": WORKSPACE_MIB} if name == "paged_p16" else {}
             rows.append(_row(f"batch_prefill_{name}", b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode,
-                             host))
+                             host, **extra))
         if b == 1:
             us = time_device_us(_single_fns(l, sets), warmup=3, reps=20)
             rows.append(_row("single_prefill", b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode, None))
@@ -142,7 +146,7 @@ def run(quick: bool) -> List[dict]:
     return rows
 
 
-def _row(op, b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode, host):
+def _row(op, b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode, host, **extra):
     tf = _tflops(b, l, us)
     tf_flash, tf_cudnn = _tflops(b, l, flash_us), _tflops(b, l, cudnn_us)
     tile = os.environ.get("FLASHINFER_PREFILL_TILE", "table")
@@ -152,7 +156,7 @@ def _row(op, b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode, host)
                sdpa_flash_mode=flash_mode, sdpa_flash_tflops=round(tf_flash, 1) if tf_flash else None,
                sdpa_cudnn_tflops=round(tf_cudnn, 1) if tf_cudnn else None,
                ratio_vs_flash=round(tf / tf_flash, 3) if tf_flash else None,
-               ratio_vs_cudnn=round(tf / tf_cudnn, 3) if tf_cudnn else None, tile=tile)
+               ratio_vs_cudnn=round(tf / tf_cudnn, 3) if tf_cudnn else None, tile=tile, **extra)
 
 
 def tile_sweep(tiles=("table", "128,128,8,3", "128,64,8,4")) -> List[str]:

@@ -811,7 +811,79 @@ def sweep_prefill2(ceiling):
             os.environ.pop(name, None)
 
 
-SECTIONS = {"flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
+def sweep_stage(ceiling):
+    """Paged causal prefill run directly (FLASHINFER_PREFILL_STAGE=0) or on K / V staged into the
+    workspace (=1) next to ragged (causal-diagonal tiles in the descriptor loop, and not:
+    FLASHINFER_PREFILL_DIAG_LOOP=0) and SDPA's two backends; then, for ragged and staged at
+    (16, 1024), a few sm90 tiles with fewer shared-memory stages / narrower K tiles (more programs
+    an SM)."""
+    from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
+
+    def timed(name, make, **kw):
+        try:
+            w, fns = make()
+            us = time_device_us(fns, warmup=2, reps=10)
+            emit(section="stage", case=name, us=round(us, 2), tflops=round(_tflops(b, l, us), 1),
+                 staged=bool(getattr(w, "_staging_bytes", 0)), b=b, l=l, **kw)
+        except Exception as e:
+            emit(section="stage", case=name, b=b, l=l, error=f"{type(e).__name__}: {str(e)[:300]}", **kw)
+        torch.cuda.empty_cache()
+
+    for b, l in SHAPES:
+        _emit_sdpa("stage", b, l)
+        timed("ragged", lambda: _ragged_case(b, l, 1))
+        os.environ["FLASHINFER_PREFILL_DIAG_LOOP"] = "0"
+        timed("ragged", lambda: _ragged_case(b, l, 1), diag_loop="0")
+        os.environ.pop("FLASHINFER_PREFILL_DIAG_LOOP")
+        for st in ("0", "1"):
+            os.environ["FLASHINFER_PREFILL_STAGE"] = st
+            timed("paged", lambda: _paged_case(b, l, 1), stage=st)
+    os.environ["FLASHINFER_PREFILL_STAGE"] = "1"
+    b, l = SHAPES[-1]
+    for tile in ("64,64,4,2", "64,64,4,4", "64,128,4,2"):
+        os.environ["FLASHINFER_PREFILL_TILE"] = tile
+        timed("ragged", lambda: _ragged_case(b, l, 1), tile=tile)
+        timed("paged", lambda: _paged_case(b, l, 1), tile=tile, stage="1")
+    for name in ("FLASHINFER_PREFILL_TILE", "FLASHINFER_PREFILL_STAGE"):
+        os.environ.pop(name, None)
+
+
+def sweep_fused(ceiling):
+    """bf16 decode with the split-KV merge in the decode kernel (FLASHINFER_DECODE_FUSED_MERGE=1;
+    plan() fuses only requests of <= FUSED_MERGE_MAX_CHUNKS chunks) or by merge_kernel (=0), cold
+    and steady, cuDNN SDPA timed the same two ways."""
+    import flashinfer
+
+    from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _sdpa_cudnn, _workspace
+
+    for batch, kv_len in ((16, 4096), (32, 4096), (1, 32768), (64, 4096)):
+        nbytes = _bytes(batch, kv_len, torch.bfloat16)
+        peer, label = _sdpa_cudnn(batch, kv_len)
+        peer2, _ = _sdpa_cudnn(batch, kv_len)
+        if peer is not None:
+            emit(section="fused", batch=batch, kv=kv_len, setting=label, **_both([peer, peer2], ceiling, nbytes))
+        del peer, peer2
+        cache, indptr, indices, last = _paged(batch, kv_len, torch.bfloat16)
+        cache2 = cache.clone()
+        q = torch.randn(batch, H_QO, D, device="cuda", dtype=torch.bfloat16)
+        out = torch.empty_like(q)
+        for fused in ("0", "1", "0", "1"):
+            os.environ["FLASHINFER_DECODE_FUSED_MERGE"] = fused
+            try:
+                w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
+                w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16)
+                fns = [lambda: w.run(q, cache, out=out), lambda: w.run(q, cache2, out=out)]
+                emit(section="fused", batch=batch, kv=kv_len, setting=f"fused={fused}",
+                     planned_fused=w._merge_counters is not None, **_both(fns, ceiling, nbytes))
+            except Exception as e:
+                emit(section="fused", batch=batch, kv=kv_len, setting=f"fused={fused}",
+                     error=f"{type(e).__name__}: {str(e)[:300]}")
+        os.environ.pop("FLASHINFER_DECODE_FUSED_MERGE", None)
+        del cache, cache2
+        torch.cuda.empty_cache()
+
+
+SECTIONS = {"stage": sweep_stage, "fused": sweep_fused, "flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2, "prefill3": sweep_prefill3,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
             "norm4": sweep_norm4, "norm5": sweep_norm5, "softmax": sweep_softmax, "softmax2": sweep_softmax2, "decode_fp8": sweep_decode_fp8, "decode_fp8b": sweep_decode_fp8b,
