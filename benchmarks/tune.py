@@ -883,7 +883,65 @@ def sweep_fused(ceiling):
         torch.cuda.empty_cache()
 
 
-SECTIONS = {"stage": sweep_stage, "fused": sweep_fused, "flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
+def sweep_opt_in(ceiling):
+    """The three opt-in paths of 2026-12-06, briefly, each against the default path in the same
+    run (and its output compared with the default's): paged prefill on staged K / V, ragged with
+    causal-diagonal tiles in the descriptor loop, next to SDPA's two backends; bf16 decode with the
+    in-kernel merge at 16 x 4096 and 1 x 32768 next to cuDNN SDPA."""
+    import flashinfer
+
+    from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _sdpa_cudnn, _workspace
+    from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
+
+    def pair(name, make, env, b, l):
+        res = []
+        for val in ("0", "1"):
+            os.environ[env] = val
+            torch.manual_seed(0)  # the same inputs for both settings
+            try:
+                w, fns = make()
+                us = time_device_us(fns, warmup=2, reps=10)
+                torch.cuda.synchronize()
+                res.append(fns[0]())
+                emit(section="opt_in", case=name, b=b, l=l, env=f"{env}={val}", us=round(us, 2),
+                     tflops=round(_tflops(b, l, us), 1), staged=bool(getattr(w, "_staging_bytes", 0)))
+            except Exception as e:
+                emit(section="opt_in", case=name, b=b, l=l, env=f"{env}={val}", error=f"{type(e).__name__}: {str(e)[:300]}")
+            os.environ.pop(env, None)
+            torch.cuda.empty_cache()
+        if len(res) == 2:
+            emit(section="opt_in", case=name, b=b, l=l, max_abs_diff=float((res[0].float() - res[1].float()).abs().max()))
+
+    for b, l in SHAPES:
+        _emit_sdpa("opt_in", b, l)
+        pair("ragged", lambda: _ragged_case(b, l, 1), "FLASHINFER_PREFILL_DIAG_LOOP", b, l)
+        pair("paged", lambda: _paged_case(b, l, 1), "FLASHINFER_PREFILL_STAGE", b, l)
+    for batch, kv_len in ((16, 4096), (1, 32768)):
+        nbytes = _bytes(batch, kv_len, torch.bfloat16)
+        peer, label = _sdpa_cudnn(batch, kv_len)
+        if peer is not None:
+            emit(section="opt_in", batch=batch, kv=kv_len, setting=label, cold_us=round(time_device_us([peer]), 2))
+        del peer
+        cache, indptr, indices, last = _paged(batch, kv_len, torch.bfloat16)
+        q = torch.randn(batch, H_QO, D, device="cuda", dtype=torch.bfloat16)
+        outs = []
+        for fused in ("0", "1", "0", "1"):
+            os.environ["FLASHINFER_DECODE_FUSED_MERGE"] = fused
+            out = torch.empty_like(q)
+            w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(_workspace(), "NHD")
+            w.plan(indptr, indices, last, H_QO, H_KV, D, PAGE, q_data_type=torch.bfloat16)
+            us = time_device_us([lambda: w.run(q, cache, out=out)])
+            torch.cuda.synchronize()
+            outs.append(out.float())
+            emit(section="opt_in", batch=batch, kv=kv_len, setting=f"fused={fused}",
+                 planned_fused=w._merge_counters is not None, cold_us=round(us, 2), cold_pct=_pct(nbytes, us, ceiling))
+        os.environ.pop("FLASHINFER_DECODE_FUSED_MERGE", None)
+        emit(section="opt_in", batch=batch, kv=kv_len, max_abs_diff=float((outs[0] - outs[1]).abs().max()))
+        del cache
+        torch.cuda.empty_cache()
+
+
+SECTIONS = {"opt_in": sweep_opt_in, "stage": sweep_stage, "fused": sweep_fused, "flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2, "prefill3": sweep_prefill3,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
             "norm4": sweep_norm4, "norm5": sweep_norm5, "softmax": sweep_softmax, "softmax2": sweep_softmax2, "decode_fp8": sweep_decode_fp8, "decode_fp8b": sweep_decode_fp8b,
