@@ -298,13 +298,16 @@ def _register_variants():
                 p8 = fmt != 0
                 # gfx942 and gfx950 share the AMD table (block_n is the same for both)
                 assert cfg.block_n("gfx942", d, p8, rope) == cfg.block_n("gfx950", d, p8, rope)
-                register_variant(KernelVariant(
-                    kernel="attention_decode.decode_kernel", variant=f"{qt}_{kvn}_d{d}" + ("_rope" if rope else ""),
-                    fn=decode_kernel, signature=sig,
-                    constexprs=dict(ce, BLOCK_N=cfg.block_n("gfx942", d, p8, rope)),
-                    options=lambda f, d=d, p8=p8, r=rope: cfg.decode_config(f, d, p8, r).options(f),
-                    min_occupancy=cfg.min_waves(d, p8, rope),
-                ))
+                # FUSED_MERGE (opt-in on every family) is compiled for the 16-bit caches without RoPE too
+                for fused in (False, True) if fmt == 0 and not rope else (False,):
+                    register_variant(KernelVariant(
+                        kernel="attention_decode.decode_kernel",
+                        variant=f"{qt}_{kvn}_d{d}" + ("_rope" if rope else "") + ("_fused" if fused else ""),
+                        fn=decode_kernel, signature=sig,
+                        constexprs=dict(ce, BLOCK_N=cfg.block_n("gfx942", d, p8, rope), FUSED_MERGE=fused),
+                        options=lambda f, d=d, p8=p8, r=rope: cfg.decode_config(f, d, p8, r).options(f),
+                        min_occupancy=cfg.min_waves(d, p8, rope),
+                    ))
         for d in cfg.HEAD_DIMS:
             sig = {"out_ptr": f"*{qt}", "lse_ptr": "*fp32", "tmp_o_ptr": "*fp32", "tmp_lse_ptr": "*fp32",
                    "req_ptr": "*i32", "s_ob": "i32", "s_oh": "i32", "s_lb": "i32", "num_qo_heads": "i32",
