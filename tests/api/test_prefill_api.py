@@ -266,36 +266,46 @@ def test_ragged_wrapper_errors():
 
 # ---- torch.compile, CUDA graphs, torch.export --------------------------------------------------
 
-def _compile_two_plans(device, backend):
+def _compile_two_plans(device, backend, staged=False):
+    """torch.compile(fullgraph) over run(); a re-plan with another composition (same query rows)
+    does not recompile. staged: long prompts with staging allowed, so both plans lend the
+    workspace to the op (its kv_staging argument traced as a mutated view of the workspace)."""
     torch._dynamo.reset()
     page = 4
-    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(device))
-    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch([3, 5], [7, 9], page, 4, 2, 64, device=device)
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(8 << 20, dtype=torch.uint8, device=device))
+    (qo, kv), qo2 = (([150, 130], [160, 140]), [140, 140]) if staged else (([3, 5], [7, 9]), [6, 2])
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, 4, 2, 64, device=device)
 
     @torch.compile(fullgraph=True, backend=backend)
     def f(q, cache):
         return w.run(q, cache) * 2
 
     w.plan(qo_ip, kv_ip, idx, last, 4, 2, 64, page, causal=True)
+    assert bool(w._staging_bytes) == staged
     o1 = f(q, cache)
     ro, _ = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
     _close(o1 / 2, ro, torch.float16)
     # a different batch composition with the same number of query rows: no recompile
-    qo_ip2 = torch.tensor([0, 6, 8], dtype=torch.int32)
+    qo_ip2 = torch.tensor(np.concatenate([[0], np.cumsum(qo2)]), dtype=torch.int32)
     with torch._dynamo.config.patch(error_on_recompile=True):
         w.plan(qo_ip2, kv_ip, idx, last, 4, 2, 64, page, causal=True)
+        assert bool(w._staging_bytes) == staged
         o2 = f(q, cache)
     ro2, _ = _paged_ref(q, kc, vc, qo_ip2, kv_ip, idx, last, "NHD", causal=True)
     _close(o2 / 2, ro2, torch.float16)
 
 
-def test_torch_compile_fullgraph_no_recompile_cpu():
-    _compile_two_plans("cpu", "aot_eager")
+@pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
+def test_torch_compile_fullgraph_no_recompile_cpu(staged, monkeypatch):
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    _compile_two_plans("cpu", "aot_eager", staged)
 
 
 @pytest.mark.gpu
-def test_torch_compile_fullgraph_no_recompile_gpu():
-    _compile_two_plans("cuda", "inductor")
+@pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
+def test_torch_compile_fullgraph_no_recompile_gpu(staged, monkeypatch):
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    _compile_two_plans("cuda", "inductor", staged)
 
 
 @pytest.mark.gpu
