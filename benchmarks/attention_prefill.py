@@ -73,17 +73,19 @@ def _ragged_case(b, l, sets):
     return w, fns
 
 
-def _paged_case(b, l, sets, ws_mib=WORKSPACE_MIB):
+def _paged_case(b, l, sets, ws_mib=WORKSPACE_MIB, qo_len=None):
+    """Paged wrapper over b requests of l K / V tokens and qo_len (default l) queries each."""
     import flashinfer
 
     pages = l // PAGE
-    qo = torch.arange(0, (b + 1) * l, l, dtype=torch.int32)
+    qo_len = l if qo_len is None else qo_len
+    qo = torch.arange(0, (b + 1) * qo_len, qo_len, dtype=torch.int32)
     kv_ip = torch.arange(0, (b + 1) * pages, pages, dtype=torch.int32)
     idx = torch.randperm(b * pages).to(torch.int32)
     last = torch.full((b,), PAGE, dtype=torch.int32)
     w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(ws_mib << 20, dtype=torch.uint8, device="cuda"))
     w.plan(qo, kv_ip, idx, last, HQ, HKV, D, PAGE, causal=True, q_data_type=torch.bfloat16)
-    ins = [(torch.randn(b * l, HQ, D, device="cuda", dtype=torch.bfloat16),
+    ins = [(torch.randn(b * qo_len, HQ, D, device="cuda", dtype=torch.bfloat16),
             torch.randn(b * pages, 2, PAGE, HKV, D, device="cuda", dtype=torch.bfloat16)) for _ in range(sets)]
     outs = [torch.empty_like(q) for q, _ in ins]
     fns = [lambda q=q, c=c, o=o: w.run(q, c, out=o) for (q, c), o in zip(ins, outs)]

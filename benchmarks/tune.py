@@ -893,9 +893,9 @@ def sweep_opt_in(ceiling):
     from .attention_decode import D, H_KV, H_QO, PAGE, _bytes, _paged, _sdpa_cudnn, _workspace
     from .attention_prefill import SHAPES, _paged_case, _ragged_case, _tflops
 
-    def pair(name, make, env, b, l):
+    def pair(name, make, env, b, l, square=True, on="1"):
         res = []
-        for val in ("0", "1"):
+        for val in ("0", on):
             os.environ[env] = val
             torch.manual_seed(0)  # the same inputs for both settings
             try:
@@ -904,7 +904,8 @@ def sweep_opt_in(ceiling):
                 torch.cuda.synchronize()
                 res.append(fns[0]())
                 emit(section="opt_in", case=name, b=b, l=l, env=f"{env}={val}", us=round(us, 2),
-                     tflops=round(_tflops(b, l, us), 1), staged=bool(getattr(w, "_staging_bytes", 0)))
+                     tflops=round(_tflops(b, l, us), 1) if square else None,
+                     staged=bool(getattr(w, "_staging_bytes", 0)))
             except Exception as e:
                 emit(section="opt_in", case=name, b=b, l=l, env=f"{env}={val}", error=f"{type(e).__name__}: {str(e)[:300]}")
             os.environ.pop(env, None)
@@ -916,6 +917,11 @@ def sweep_opt_in(ceiling):
         _emit_sdpa("opt_in", b, l)
         pair("ragged", lambda: _ragged_case(b, l, 1), "FLASHINFER_PREFILL_DIAG_LOOP", b, l)
         pair("paged", lambda: _paged_case(b, l, 1), "FLASHINFER_PREFILL_STAGE", b, l)
+    # chunked prefill, 8 requests of 4096 cached tokens with 256 / 64 / 32 new queries each: every
+    # K / V row read ~15 / ~4 / ~2 times; staged regardless of the threshold (=always) to place it
+    for qo_len in (256, 64, 32):
+        pair(f"paged qo={qo_len}", lambda: _paged_case(8, 4096, 1, qo_len=qo_len), "FLASHINFER_PREFILL_STAGE",
+             8, 4096, square=False, on="always")
     for batch, kv_len in ((16, 4096), (1, 32768)):
         nbytes = _bytes(batch, kv_len, torch.bfloat16)
         peer, label = _sdpa_cudnn(batch, kv_len)

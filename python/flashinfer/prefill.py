@@ -19,10 +19,10 @@ import torch
 
 import flashinfer_ops  # noqa: F401
 from flashinfer_ops.configs import arch_family
-from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, STAGE_MIN_REUSE, stage_enabled
+from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, stage_enabled, stage_min_reuse
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, staging_bytes
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, staging_bytes, tile_kv_reads
 
 from .quantization import packbits, segment_packbits
 from .utils import (
@@ -552,9 +552,9 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         """Bytes of the float workspace run() lends the op as K / V staging, or 0 for the paged
         kernel. Staging copies every K / V row of the batch once (into the workspace, as
         contiguous rows) and lets the dense kernel read them (whole-tile descriptor copies on sm90,
-        no page-table arithmetic); it pays when the schedule reads each row >= STAGE_MIN_REUSE
-        times (long prompts: one read per query tile, half of them under a causal mask) and the
-        workspace holds the copy."""
+        no page-table arithmetic); it pays when the schedule reads each row >= stage_min_reuse()
+        times (long prompts: each query tile reads the K / V rows up to its causal diagonal) and
+        the workspace holds the copy."""
         head_dim_vo = head_dim_qk if head_dim_vo is None else head_dim_vo
         if not stage_enabled(arch_family(self.device)) or (head_dim_qk, head_dim_vo) not in HEAD_DIMS:
             return 0
@@ -571,9 +571,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         if num_kv_heads <= 0 or num_qo_heads % num_kv_heads or staged_rows == 0:
             return 0
         bm = block_m_for(self.device, head_dim_qk, head_dim_vo)
-        tiles = -(-qo_lens * (num_qo_heads // num_kv_heads) // bm)
-        reads = float((tiles * kv_lens)[live].sum()) * (0.5 if causal else 1.0)
-        return need if reads >= STAGE_MIN_REUSE * staged_rows else 0
+        _, _, reads = tile_kv_reads(qo_lens, kv_lens, num_qo_heads // num_kv_heads, bm, causal)
+        return need if int(reads.sum()) >= stage_min_reuse() * staged_rows else 0
 
     def _staging(self) -> Optional[torch.Tensor]:
         if not self._staging_bytes:

@@ -460,3 +460,27 @@ def test_ragged_graph_mode_fixed_schedule_replans():
             _close(o[s:e], single_attention(q[s:e], k[ks:ke], v[ks:ke], causal=True)[0], torch.float16)
     with pytest.raises(ValueError, match="batch size"):
         w.plan(torch.tensor([0, 12], dtype=torch.int32), torch.tensor([0, 40], dtype=torch.int32), 4, 2, 64)
+
+
+def test_staging_threshold_counts_reads_to_the_diagonal(monkeypatch):
+    """Chunked prefill (few new queries on a long cache): each query tile reads the K / V rows up to
+    its causal diagonal, i.e. almost all of them; staging starts at STAGE_MIN_REUSE reads a row,
+    and FLASHINFER_PREFILL_STAGE=always drops the threshold."""
+    from flashinfer_ops.configs.attention.prefill import STAGE_MIN_REUSE
+    from flashinfer_ops.launch.attention.prefill import block_m_for, tile_kv_reads
+
+    page, hq, hk, d, kv = 4, 8, 2, 64, 400
+    bm = block_m_for(torch.device(DEV), d, d)
+    rows_per_read = bm // (hq // hk)  # queries a tile holds
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    for tiles in (STAGE_MIN_REUSE - 1, STAGE_MIN_REUSE + 1):
+        qo = [tiles * rows_per_read] * 2
+        _, _, reads = tile_kv_reads(np.array(qo), np.array([kv, kv]), hq // hk, bm, True)
+        q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, [kv, kv], page, hq, hk, d)
+        w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(4 << 20, dtype=torch.uint8, device=DEV))
+        w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True)
+        assert bool(w._staging_bytes) == (int(reads.sum()) >= STAGE_MIN_REUSE * 2 * kv)
+        assert bool(w._staging_bytes) == (tiles > STAGE_MIN_REUSE)
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always")
+    w.plan(*_paged_batch([1, 1], [kv, kv], page, hq, hk, d)[4:], hq, hk, d, page, causal=True)
+    assert w._staging_bytes

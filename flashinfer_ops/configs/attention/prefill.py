@@ -143,8 +143,14 @@ def stage_enabled(family: str) -> bool:
     Off by default until it is measured on the GPU (written 2026-12-06 without device time: the
     interpreter tests pass, the GPU tests and timings have not run); the target is sm90, where the
     dense kernel reads whole tiles through tensor descriptors. FLASHINFER_PREFILL_STAGE=1 allows
-    it on every family (tests and A/B runs)."""
-    return os.environ.get("FLASHINFER_PREFILL_STAGE", "0") == "1"
+    it on every family (tests and A/B runs); =always also drops the reuse threshold (stage_min_reuse)."""
+    return os.environ.get("FLASHINFER_PREFILL_STAGE", "0") in ("1", "always")
+
+
+def stage_min_reuse() -> int:
+    """How many times the schedule must read each K / V row for plan() to stage (STAGE_MIN_REUSE;
+    0 with FLASHINFER_PREFILL_STAGE=always, for measuring where staging starts to pay)."""
+    return 0 if os.environ.get("FLASHINFER_PREFILL_STAGE", "") == "always" else STAGE_MIN_REUSE
 
 
 def diag_in_loop(tma: bool) -> bool:

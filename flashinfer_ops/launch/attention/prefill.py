@@ -143,11 +143,8 @@ def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m
     qo = np.asarray(qo_indptr, dtype=np.int64)
     kv_lens = np.asarray(kv_lens, dtype=np.int64)
     qo_lens = np.diff(qo)
-    tiles = -(-qo_lens * group // block_m)
-    total = int(tiles.sum())
-    req = np.repeat(np.arange(qo_lens.shape[0]), tiles)
-    first = np.repeat(np.cumsum(tiles) - tiles, tiles)
-    row0 = (np.arange(total) - first) * block_m
+    req, row0, cost = tile_kv_reads(qo_lens, kv_lens, group, block_m, causal)
+    total = req.shape[0]
     w = np.zeros((total, contract.WORK_WORDS), dtype=np.int32)
     w[:, 0] = row0
     w[:, 1] = qo[:-1][req]
@@ -156,10 +153,23 @@ def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m
     w[:, 4] = kv_lens[req]
     w[:, 5] = np.asarray(mask_byte_off, dtype=np.int64)[req]
     w[:, 6] = req
+    return w[np.argsort(-cost, kind="stable")]
+
+
+def tile_kv_reads(qo_lens, kv_lens, group: int, block_m: int, causal: bool):
+    """Per tile of block_m packed rows (request by request): (request, first packed row, K / V
+    rows the tile reads: kv_len, or under a causal mask up to the diagonal of its last query)."""
+    qo_lens = np.asarray(qo_lens, dtype=np.int64)
+    kv_lens = np.asarray(kv_lens, dtype=np.int64)
+    tiles = -(-qo_lens * group // block_m)
+    total = int(tiles.sum())
+    req = np.repeat(np.arange(qo_lens.shape[0]), tiles)
+    first = np.repeat(np.cumsum(tiles) - tiles, tiles)
+    row0 = (np.arange(total) - first) * block_m
     cost = kv_lens[req]
     if causal:
         cost = np.minimum(cost, np.maximum((row0 + block_m - 1) // group + kv_lens[req] - qo_lens[req] + 1, 0))
-    return w[np.argsort(-cost, kind="stable")]
+    return req, row0, cost
 
 
 def _check_block_m(q, block_m, d_vo, paged=False):
