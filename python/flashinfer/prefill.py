@@ -393,9 +393,10 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         r"""Args:
             float_workspace_buffer: user workspace (any dtype, contiguous; FlashInfer's 128 MiB is
                 typical); fixes the device. With staging allowed (FLASHINFER_PREFILL_STAGE=1), when
-                the batch's prompts are long enough, run() copies the batch's K / V rows into it (``len(paged_kv_indices) * page_size *
-                num_kv_heads * (head_dim_qk + head_dim_vo) * kv element size`` bytes, when that
-                fits) and reads them as a dense cache; otherwise it is not used. Share it only with
+                the batch's prompts are long enough, run() copies the batch's K / V rows into it
+                (``len(paged_kv_indices) * page_size * num_kv_heads * (head_dim_qk + head_dim_vo) *
+                kv element size`` bytes, when that fits) and reads them as a dense cache; otherwise
+                it is not used. Share it only with
                 work on the same stream.
             kv_layout: ``"NHD"`` or ``"HND"``.
             use_cuda_graph: fixed batch size and persistent buffers, so a run() captured in a CUDA
@@ -434,8 +435,9 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         self._paged_kv_indices_buf = paged_kv_indices_buf
         self._paged_kv_last_page_len_buf = paged_kv_last_page_len_buf
         self._indices = paged_kv_indices_buf if use_cuda_graph else None
-        self._indices_view = None
+        self._op_indices = self._indices  # what run() passes: exactly this plan's entries (non-graph)
         self._staging_bytes = 0
+        self._staging_buf = None  # uint8 view of the workspace lent to the op, or None
 
     def plan(
         self,
@@ -545,7 +547,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             self._paged_kv_indices_buf[: idx_dev.shape[0]].copy_(idx_dev)
         else:
             # the op sizes the staging buffer by len(kv_indices): pass exactly this plan's entries
-            self._indices_view = self._persist("_indices", idx_dev, False)[:n_slots]
+            self._op_indices = self._persist("_indices", idx_dev, False)[:n_slots]
+        self._staging_buf = self._staging_view()
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
                         q_data_type, kv_data_type, causal, n_slots) -> int:
@@ -574,10 +577,16 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         _, _, reads = tile_kv_reads(qo_lens, kv_lens, num_qo_heads // num_kv_heads, bm, causal)
         return need if int(reads.sum()) >= stage_min_reuse() * staged_rows else 0
 
-    def _staging(self) -> Optional[torch.Tensor]:
+    def _staging_view(self) -> Optional[torch.Tensor]:
+        """The planned staging bytes of the workspace (built at plan(), not per run()); a workspace
+        swapped for a smaller one gives a short view, which the op refuses with a clear error."""
         if not self._staging_bytes:
             return None
         return self._float_workspace_buffer.view(-1).view(torch.uint8)[: self._staging_bytes]
+
+    def reset_workspace_buffer(self, float_workspace_buffer: torch.Tensor, int_workspace_buffer=None) -> None:
+        super().reset_workspace_buffer(float_workspace_buffer, int_workspace_buffer)
+        self._staging_buf = self._staging_view()
 
     begin_forward = plan
 
@@ -624,10 +633,9 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         return_lse = return_lse or lse is not None
         out, lse = _alloc_out(q, q.shape[0], self._num_qo_heads, self._head_dim_vo, out, lse, return_lse)
         bm, mm, lay, pos, sm, wl, cap, rs, rt = self._scalars(q_scale, k_scale)
-        _ops.batch_prefill_paged.default(out, lse, q, k_cache, v_cache, self._work,
-                                         self._indices if self._use_cuda_graph else self._indices_view, self._mask,
+        _ops.batch_prefill_paged.default(out, lse, q, k_cache, v_cache, self._work, self._op_indices, self._mask,
                                          bm, mm, lay, pos, sm, wl, cap, rs, rt,
-                                         float(v_scale if v_scale is not None else 1.0), self._staging())
+                                         float(v_scale if v_scale is not None else 1.0), self._staging_buf)
         return (out, lse) if return_lse else out
 
     def run_return_lse(self, q, paged_kv_cache, *args, **kwargs):

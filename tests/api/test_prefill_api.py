@@ -382,6 +382,10 @@ def test_paged_wrapper_stages_long_prompts(monkeypatch):
         ro, rl = _paged_ref(qq, kc, vc, qi, kv_ip, idx, last, "NHD", causal=True)
         _close(o, ro, torch.float16)
         torch.testing.assert_close(lse, rl, rtol=2e-3, atol=2e-3)
+        if want:  # a workspace swapped for a smaller one is refused by the op, not overrun
+            w.reset_workspace_buffer(torch.empty(need - 16, dtype=torch.uint8, device=DEV))
+            with pytest.raises(ValueError, match="kv_staging"):
+                w.run(qq, cache)
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "0")
     w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(need, dtype=torch.uint8, device=DEV))
     w.plan(qo_ip, kv_ip, idx, last, 8, 2, 64, 16, causal=True)

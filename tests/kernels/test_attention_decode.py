@@ -182,8 +182,8 @@ def test_merge_more_chunks_than_one_merge_step():
 @pytest.mark.parametrize("chunk_pages", [1, 3, 1000], ids=["many-chunks", "few-chunks", "unsplit"])
 def test_fused_merge_in_kernel(chunk_pages):
     """FUSED_MERGE: the last program of each split request merges its partial states (ticket
-    counters). Counters are handed in directly, so every chunk count runs (more than one merge
-    step of FUSED_MERGE_C, a few, none), next to a one-chunk and an empty request; two launches
+    counters). Counters are handed in directly, so every chunk count runs (many, a few, none: the
+    merge walks them one a step, the next prefetched), next to a one-chunk and an empty request; two launches
     in a row check that the kernel leaves the counters at zero."""
     page, h_qo, h_kv, d = shapes((16, 32, 8, 128), (1, 4, 2, 64))
     lens = [shapes(3000, 23), 1, 0, shapes(1200, 9)]

@@ -107,6 +107,13 @@ def check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, bloc
     check_work(work, q, block_m)
 
 
+def staging_bytes(kv_slots: int, page_size: int, num_kv_heads: int, head_dim_qk: int, head_dim_vo: int,
+                  kv_dtype: torch.dtype) -> int:
+    """Bytes of the staging buffer batch_prefill_paged needs to run on staged K / V: every slot of
+    kv_indices (kv_slots entries) as page_size rows of K and V."""
+    return kv_slots * page_size * num_kv_heads * (head_dim_qk + head_dim_vo) * kv_dtype.itemsize
+
+
 def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                               mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                               rope_scale, rope_theta, v_scale, kv_staging=None):
@@ -131,8 +138,8 @@ def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, p
         if not kv_staging.is_contiguous():
             raise ValueError("kv_staging: expected a contiguous buffer")
         page = k_cache.shape[1] if kv_layout == 0 else k_cache.shape[2]
-        need = (kv_indices.shape[0] * page * k_cache.shape[hk] * (k_cache.shape[3] + v_cache.shape[3])
-                * k_cache.element_size())
+        need = staging_bytes(kv_indices.shape[0], page, k_cache.shape[hk], k_cache.shape[3], v_cache.shape[3],
+                             k_cache.dtype)
         if kv_staging.shape[0] < need:
             raise ValueError(f"kv_staging: needs {need} bytes (every kv_indices slot as page_size rows of K and V), "
                              f"got {kv_staging.shape[0]}")

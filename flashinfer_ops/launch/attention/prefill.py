@@ -15,6 +15,7 @@ from ...configs.attention.prefill import (
     shared_rows, tma_enabled,
 )
 from ...fake.attention import prefill as contract
+from ...fake.attention.prefill import staging_bytes  # noqa: F401  (plan() sizes the workspace with it)
 from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
 from ...reference import attention as ref
 
@@ -210,14 +211,6 @@ def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block
             rope_theta=rope_theta, v_scale=v_scale, n_tok=k.shape[0] if kv_layout == 0 else k.shape[1])
 
 
-def staging_bytes(kv_slots: int, page_size: int, num_kv_heads: int, head_dim_qk: int, head_dim_vo: int,
-                  kv_dtype: torch.dtype) -> int:
-    """Bytes of the staging buffer batch_prefill_paged needs to run on staged K / V: every slot of
-    kv_indices (kv_slots entries) as page_size rows of K and V."""
-    elt = torch.empty(0, dtype=kv_dtype).element_size()
-    return kv_slots * page_size * num_kv_heads * (head_dim_qk + head_dim_vo) * elt
-
-
 def _stage_paged(k_cache, v_cache, work, kv_indices, staging, block_m, group, k_strides, v_strides, page_size):
     """Copy the scheduled requests' K / V rows into `staging` (stage_paged_kv_kernel); returns the
     contiguous NHD (k, v) views the dense kernel reads."""
@@ -411,7 +404,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
         constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
-                        PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma, DIAG_IN_LOOP=tma),
+                        PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
+                        DIAG_IN_LOOP=False),  # opt-in (diag_in_loop); pipeline_report ... DIAG_IN_LOOP=True
         options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
