@@ -23,6 +23,7 @@ from flashinfer_ops.launch.attention.decode import build_schedule, chunk_tokens,
 from .utils import (
     PosEncodingMode,
     canonicalize_torch_dtype,
+    check_graph_buffers,
     check_kv_layout,
     check_pos_encoding_mode,
     unpack_paged_kv_cache,
@@ -175,21 +176,10 @@ class BatchDecodeWithPagedKVCacheWrapper:
         self._int_workspace_buffer = torch.empty(_INT_WORKSPACE_BYTES, dtype=torch.uint8, device=self.device)
         self._pin_memory_int_workspace_buffer = torch.empty(
             _INT_WORKSPACE_BYTES, dtype=torch.uint8, device="cpu", pin_memory=self.device.type == "cuda")
-        if use_cuda_graph:
-            for name, buf in (("paged_kv_indptr_buffer", paged_kv_indptr_buffer),
-                              ("paged_kv_indices_buffer", paged_kv_indices_buffer),
-                              ("paged_kv_last_page_len_buffer", paged_kv_last_page_len_buffer)):
-                if not isinstance(buf, torch.Tensor):
-                    raise ValueError(f"{name}: must be a tensor when use_cuda_graph is True")
-                if buf.dtype != torch.int32 or buf.dim() != 1 or buf.device != self.device:
-                    raise ValueError(f"{name}: expected a 1-D int32 tensor on {self.device}, got "
-                                     f"{buf.dtype} {tuple(buf.shape)} on {buf.device}")
-            self._fixed_batch_size = len(paged_kv_last_page_len_buffer)
-            if len(paged_kv_indptr_buffer) != self._fixed_batch_size + 1:
-                raise ValueError("paged_kv_indptr_buffer: expected length batch_size + 1 = "
-                                 f"{self._fixed_batch_size + 1}, got {len(paged_kv_indptr_buffer)}")
-        else:
-            self._fixed_batch_size = 0
+        self._fixed_batch_size = check_graph_buffers(self.device, (
+            ("paged_kv_indptr_buffer", paged_kv_indptr_buffer, 1),
+            ("paged_kv_last_page_len_buffer", paged_kv_last_page_len_buffer, 0),
+            ("paged_kv_indices_buffer", paged_kv_indices_buffer, None))) if use_cuda_graph else 0
         self._paged_kv_indptr_buf = paged_kv_indptr_buffer
         self._paged_kv_indices_buf = paged_kv_indices_buffer
         self._paged_kv_last_page_len_buf = paged_kv_last_page_len_buffer

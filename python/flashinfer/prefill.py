@@ -29,6 +29,7 @@ from .utils import (
     PosEncodingMode,
     TensorLayout,
     canonicalize_torch_dtype,
+    check_graph_buffers,
     check_kv_layout,
     check_pos_encoding_mode,
     unpack_paged_kv_cache,
@@ -416,20 +417,10 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
                          custom_mask_buf, mask_indptr_buf)
         self._backend = _resolve_backend(backend, unknown="warn")
         if use_cuda_graph:
-            for name, buf in (("qo_indptr_buf", qo_indptr_buf), ("paged_kv_indptr_buf", paged_kv_indptr_buf),
-                              ("paged_kv_indices_buf", paged_kv_indices_buf),
-                              ("paged_kv_last_page_len_buf", paged_kv_last_page_len_buf)):
-                if not isinstance(buf, torch.Tensor):
-                    raise ValueError(f"{name}: required (a tensor) when use_cuda_graph=True")
-            self._fixed_batch_size = qo_indptr_buf.shape[0] - 1
-            if paged_kv_indptr_buf.shape[0] != self._fixed_batch_size + 1:
-                raise ValueError(f"paged_kv_indptr_buf: expected length {self._fixed_batch_size + 1}, "
-                                 f"got {paged_kv_indptr_buf.shape[0]}")
-            if paged_kv_last_page_len_buf.shape[0] != self._fixed_batch_size:
-                raise ValueError(f"paged_kv_last_page_len_buf: expected length {self._fixed_batch_size}, "
-                                 f"got {paged_kv_last_page_len_buf.shape[0]}")
-            if paged_kv_indices_buf.dtype != torch.int32:
-                raise ValueError(f"paged_kv_indices_buf: expected dtype int32, got {paged_kv_indices_buf.dtype}")
+            self._fixed_batch_size = check_graph_buffers(self.device, (
+                ("qo_indptr_buf", qo_indptr_buf, 1), ("paged_kv_indptr_buf", paged_kv_indptr_buf, 1),
+                ("paged_kv_last_page_len_buf", paged_kv_last_page_len_buf, 0),
+                ("paged_kv_indices_buf", paged_kv_indices_buf, None)))
         self._qo_indptr_buf = qo_indptr_buf
         self._paged_kv_indptr_buf = paged_kv_indptr_buf
         self._paged_kv_indices_buf = paged_kv_indices_buf
@@ -695,12 +686,8 @@ class BatchPrefillWithRaggedKVCacheWrapper(_PrefillPlanner):
                          custom_mask_buf, mask_indptr_buf)
         self._backend = _resolve_backend(backend)
         if use_cuda_graph:
-            if not isinstance(qo_indptr_buf, torch.Tensor) or not isinstance(kv_indptr_buf, torch.Tensor):
-                raise ValueError("qo_indptr_buf, kv_indptr_buf: required (tensors) when use_cuda_graph=True")
-            if qo_indptr_buf.shape[0] != kv_indptr_buf.shape[0]:
-                raise ValueError(f"kv_indptr_buf: expected length {qo_indptr_buf.shape[0]} (as qo_indptr_buf), "
-                                 f"got {kv_indptr_buf.shape[0]}")
-            self._fixed_batch_size = qo_indptr_buf.shape[0] - 1
+            self._fixed_batch_size = check_graph_buffers(self.device, (
+                ("qo_indptr_buf", qo_indptr_buf, 1), ("kv_indptr_buf", kv_indptr_buf, 1)))
         self._qo_indptr_buf = qo_indptr_buf
         self._kv_indptr_buf = kv_indptr_buf
 

@@ -42,6 +42,31 @@ def check_kv_layout(kv_layout: str) -> str:
     return kv_layout
 
 
+def check_graph_buffers(device: torch.device, buffers) -> int:
+    """Validate the user buffers a wrapper keeps across plans in CUDA-graph mode and return the
+    fixed batch size.
+
+    buffers: ``(name, tensor, extra)`` triples; each tensor must be a 1-D int32 tensor on
+    ``device``; ``extra`` is its length minus the batch size (1 for an indptr ``[B + 1]``, 0 for a
+    per-request buffer ``[B]``, None for any length). The first triple's length fixes B.
+    """
+    batch = None
+    for name, buf, extra in buffers:
+        if not isinstance(buf, torch.Tensor):
+            raise ValueError(f"{name}: required (a tensor) when use_cuda_graph=True")
+        if buf.dtype != torch.int32 or buf.dim() != 1 or buf.device != device:
+            raise ValueError(f"{name}: expected a 1-D int32 tensor on {device}, got {buf.dtype} "
+                             f"{tuple(buf.shape)} on {buf.device}")
+        if extra is None:
+            continue
+        if batch is None:
+            batch = buf.shape[0] - extra
+        elif buf.shape[0] != batch + extra:
+            raise ValueError(f"{name}: expected length {batch + extra} (batch size {batch}"
+                             f"{' + 1' if extra else ''}), got {buf.shape[0]}")
+    return batch
+
+
 def check_pos_encoding_mode(mode: str) -> str:
     if mode not in PosEncodingMode.__members__:
         raise KeyError(f"Invalid pos_encoding_mode {mode!r}: expected one of {list(PosEncodingMode.__members__)}")

@@ -167,7 +167,7 @@ def test_constructor_errors():
     with pytest.raises(ValueError, match="paged_kv_indptr_buffer"):
         flashinfer.BatchDecodeWithPagedKVCacheWrapper(_ws(), "NHD", use_cuda_graph=True)
     i32 = dict(dtype=torch.int32, device=DEV)
-    with pytest.raises(ValueError, match="batch_size \\+ 1"):
+    with pytest.raises(ValueError, match="paged_kv_last_page_len_buffer: expected length 2"):
         flashinfer.BatchDecodeWithPagedKVCacheWrapper(_ws(), "NHD", use_cuda_graph=True,
                                                       paged_kv_indptr_buffer=torch.zeros(3, **i32),
                                                       paged_kv_indices_buffer=torch.zeros(10, **i32),

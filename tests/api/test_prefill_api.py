@@ -223,9 +223,29 @@ def test_paged_wrapper_errors_write_nothing():
     assert not out.any(), "a rejected run wrote into out"
 
 
-def test_paged_graph_mode_buffers_checked():
+def test_graph_mode_buffers_checked():
+    """Graph-mode buffers: present, 1-D int32 on the workspace's device, lengths agreeing."""
+    i32 = dict(dtype=torch.int32, device=DEV)
+    good = dict(qo_indptr_buf=torch.zeros(4, **i32), paged_kv_indptr_buf=torch.zeros(4, **i32),
+                paged_kv_indices_buf=torch.zeros(10, **i32), paged_kv_last_page_len_buf=torch.zeros(3, **i32))
+    flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), use_cuda_graph=True, **good)
     with pytest.raises(ValueError, match="qo_indptr_buf"):
         flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), use_cuda_graph=True)
+    bad_cases = [("paged_kv_indices_buf", torch.zeros(10, dtype=torch.int64, device=DEV), "int32"),
+                 ("paged_kv_last_page_len_buf", torch.zeros(4, **i32), "expected length 3"),
+                 ("paged_kv_indptr_buf", torch.zeros(4, 1, **i32), "1-D"),
+                 ("qo_indptr_buf", torch.zeros(4, dtype=torch.int32, device="meta"), "on ")]
+    for name, buf, msg in bad_cases:
+        with pytest.raises(ValueError, match=f"{name}: .*{msg}"):
+            flashinfer.BatchPrefillWithPagedKVCacheWrapper(_ws(), use_cuda_graph=True, **{**good, name: buf})
+    flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), use_cuda_graph=True, qo_indptr_buf=good["qo_indptr_buf"],
+                                                    kv_indptr_buf=torch.zeros(4, **i32))
+    with pytest.raises(ValueError, match="kv_indptr_buf: expected length 4"):
+        flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), use_cuda_graph=True, qo_indptr_buf=good["qo_indptr_buf"],
+                                                        kv_indptr_buf=torch.zeros(5, **i32))
+    with pytest.raises(ValueError, match="kv_indptr_buf: expected a 1-D int32"):
+        flashinfer.BatchPrefillWithRaggedKVCacheWrapper(_ws(), use_cuda_graph=True, qo_indptr_buf=good["qo_indptr_buf"],
+                                                        kv_indptr_buf=torch.zeros(4, dtype=torch.int64, device=DEV))
 
 
 # ---- ragged wrapper ---------------------------------------------------------------------------
