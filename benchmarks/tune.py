@@ -947,7 +947,32 @@ def sweep_opt_in(ceiling):
         torch.cuda.empty_cache()
 
 
-SECTIONS = {"opt_in": sweep_opt_in, "stage": sweep_stage, "fused": sweep_fused, "flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
+def sweep_tile16(ceiling):
+    """sm90 prefill tiles (FLASHINFER_PREFILL_TILE="BM,BN,WARPS,STAGES") with the defaults of
+    2026-12-06 session 8 (diagonal tiles in the descriptor loop, paged on staged K / V): ragged and
+    paged causal prefill at (16, 1024), where paged stands at 0.66x cuDNN, and (4, 4096)."""
+    from .attention_prefill import _paged_case, _ragged_case, _tflops
+
+    for b, l in ((16, 1024), (4, 4096)):
+        _emit_sdpa("tile16", b, l)
+        for tile in ("", "128,64,8,3", "128,64,8,2", "64,64,4,2", "64,64,4,4", "64,128,4,2", "128,128,8,2",
+                     "64,32,4,4"):
+            if tile:
+                os.environ["FLASHINFER_PREFILL_TILE"] = tile
+            for name, make in (("ragged", _ragged_case), ("paged", _paged_case)):
+                try:
+                    w, fns = make(b, l, 1)
+                    us = time_device_us(fns, warmup=2, reps=10)
+                    emit(section="tile16", b=b, l=l, case=name, tile=tile or "table", us=round(us, 2),
+                         tflops=round(_tflops(b, l, us), 1), staged=bool(getattr(w, "_staging_bytes", 0)))
+                except Exception as e:
+                    emit(section="tile16", b=b, l=l, case=name, tile=tile or "table",
+                         error=f"{type(e).__name__}: {str(e)[:200]}")
+                torch.cuda.empty_cache()
+            os.environ.pop("FLASHINFER_PREFILL_TILE", None)
+
+
+SECTIONS = {"tile16": sweep_tile16, "opt_in": sweep_opt_in, "stage": sweep_stage, "fused": sweep_fused, "flush": sweep_flush, "norm": sweep_norm, "rope": sweep_rope, "decode": sweep_decode,
             "decode_h200": sweep_decode_h200, "norm2": sweep_norm2, "rope2": sweep_rope2, "prefill2": sweep_prefill2, "prefill3": sweep_prefill3,
             "prefill": sweep_prefill, "steady": sweep_steady, "sampling": sweep_sampling,
             "norm4": sweep_norm4, "norm5": sweep_norm5, "softmax": sweep_softmax, "softmax2": sweep_softmax2, "decode_fp8": sweep_decode_fp8, "decode_fp8b": sweep_decode_fp8b,

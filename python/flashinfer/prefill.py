@@ -526,9 +526,11 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             self._paged_kv_last_page_len_buf.copy_(torch.from_numpy(last).to(self._paged_kv_last_page_len_buf.dtype))
         n_slots = self._paged_kv_indices_buf.shape[0] if self._use_cuda_graph else int(kv_ip[-1])
         if not (self._use_cuda_graph and self._planned):  # graph mode: the first plan's choice holds
+            extra = (pos_encoding_mode != "NONE" or (logits_soft_cap or 0.0) > 0 or custom_mask is not None
+                     or packed_custom_mask is not None or self._custom_mask_buf is not None)
             self._staging_bytes = self._choose_staging(qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk,
                                                        head_dim_vo, page_size, q_data_type, kv_data_type, causal,
-                                                       n_slots)
+                                                       n_slots, extra)
         self._plan_common(qo, kv_lens, kv_ip[:-1], num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, custom_mask,
                           packed_custom_mask, causal, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                           rope_scale, rope_theta, q_data_type, kv_data_type, prefix_len_ptr, token_pos_in_items_ptr,
@@ -542,7 +544,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         self._staging_buf = self._staging_view()
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
-                        q_data_type, kv_data_type, causal, n_slots) -> int:
+                        q_data_type, kv_data_type, causal, n_slots, extra=False) -> int:
         """Bytes of the float workspace run() lends the op as K / V staging, or 0 for the paged
         kernel. Staging copies every K / V row of the batch once (into the workspace, as
         contiguous rows) and lets the dense kernel read them (whole-tile descriptor copies on sm90,
@@ -550,12 +552,13 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         times (long prompts: each query tile reads the K / V rows up to its causal diagonal) and
         the workspace holds the copy."""
         head_dim_vo = head_dim_qk if head_dim_vo is None else head_dim_vo
-        if not stage_enabled(arch_family(self.device)) or (head_dim_qk, head_dim_vo) not in HEAD_DIMS:
+        kv_dt = canonicalize_torch_dtype(kv_data_type, canonicalize_torch_dtype(q_data_type))
+        if (head_dim_qk, head_dim_vo) not in HEAD_DIMS or not stage_enabled(
+                arch_family(self.device), kv_dt in FP8_TYPES, extra, head_dim_qk, head_dim_vo):
             return 0
         buf = self._float_workspace_buffer
         if not buf.is_contiguous():
             return 0
-        kv_dt = canonicalize_torch_dtype(kv_data_type, canonicalize_torch_dtype(q_data_type))
         need = staging_bytes(n_slots, page_size, num_kv_heads, head_dim_qk, head_dim_vo, kv_dt)
         if need == 0 or need > buf.numel() * buf.element_size():
             return 0

@@ -317,14 +317,14 @@ def _compile_two_plans(device, backend, staged=False):
 
 @pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
 def test_torch_compile_fullgraph_no_recompile_cpu(staged, monkeypatch):
-    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always" if staged else "0")
     _compile_two_plans("cpu", "aot_eager", staged)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
 def test_torch_compile_fullgraph_no_recompile_gpu(staged, monkeypatch):
-    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always" if staged else "0")
     _compile_two_plans("cuda", "inductor", staged)
 
 
@@ -337,7 +337,7 @@ def test_cuda_graph_replay_after_replan(staged, monkeypatch):
     page, hq, hk, d, b = 16, 8, 2, 128, 3
     dev = "cuda"
     max_pages = 64
-    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1" if staged else "0")
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always" if staged else "0")
     bufs = dict(qo_indptr_buf=torch.zeros(b + 1, dtype=torch.int32, device=dev),
                 paged_kv_indptr_buf=torch.zeros(b + 1, dtype=torch.int32, device=dev),
                 paged_kv_indices_buf=torch.zeros(max_pages, dtype=torch.int32, device=dev),
@@ -356,7 +356,7 @@ def test_cuda_graph_replay_after_replan(staged, monkeypatch):
         return qo_ip, kv_ip, idx, last
 
     if staged:
-        (qo1, kv1), (qo2, kv2), qo3 = ([256, 200, 60], [300, 250, 400]), ([16, 400, 100], [20, 500, 300]), [300] * 3
+        (qo1, kv1), (qo2, kv2), qo3 = ([256, 200, 60], [300, 250, 400]), ([16, 400, 100], [20, 500, 300]), [20, 400, 300]
     else:
         (qo1, kv1), (qo2, kv2), qo3 = ([20, 40, 4], [100, 60, 200]), ([30, 2, 32], [31, 300, 90]), [30] * 3
     w.plan(*table(qo1, kv1), hq, hk, d, page, causal=True)
@@ -386,7 +386,10 @@ def test_paged_wrapper_stages_long_prompts(monkeypatch):
     """plan() lends the workspace as K / V staging only for long prompts (each K / V row read >=
     STAGE_MIN_REUSE times) and when it fits; the result matches the oracle either way (on a GPU
     the staged path runs the copy and the dense kernel; on the CPU the reference)."""
+    from flashinfer_ops.configs.attention import prefill as pcfg
+
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    monkeypatch.setattr(pcfg, "STAGE_MIN_REUSE", 4)  # prompts short enough for the interpreter
     qo, kv = [300, 1, 0, 130], [301, 40, 17, 700]
     q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, 16, 8, 2, 64)
     from flashinfer_ops.launch.attention.prefill import staging_bytes
@@ -493,15 +496,16 @@ def test_staging_threshold_counts_reads_to_the_diagonal(monkeypatch):
     from flashinfer_ops.configs.attention.prefill import STAGE_MIN_REUSE
     from flashinfer_ops.launch.attention.prefill import block_m_for, tile_kv_reads
 
-    page, hq, hk, d, kv = 4, 8, 2, 64, 400
+    page, hq, hk, d = 4, 8, 2, 64
     bm = block_m_for(torch.device(DEV), d, d)
     rows_per_read = bm // (hq // hk)  # queries a tile holds
+    kv = 32 * (STAGE_MIN_REUSE + 1) * rows_per_read  # every tile reads >= 98% of the rows
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
     for tiles in (STAGE_MIN_REUSE - 1, STAGE_MIN_REUSE + 1):
         qo = [tiles * rows_per_read] * 2
         _, _, reads = tile_kv_reads(np.array(qo), np.array([kv, kv]), hq // hk, bm, True)
         q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, [kv, kv], page, hq, hk, d)
-        w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(4 << 20, dtype=torch.uint8, device=DEV))
+        w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(64 << 20, dtype=torch.uint8, device=DEV))
         w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True)
         assert bool(w._staging_bytes) == (int(reads.sum()) >= STAGE_MIN_REUSE * 2 * kv)
         assert bool(w._staging_bytes) == (tiles > STAGE_MIN_REUSE)

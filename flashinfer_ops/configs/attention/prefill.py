@@ -132,19 +132,27 @@ def tma_enabled(family: str, paged: bool, fp8: bool, extra: bool, head_dim_qk: i
 # Paged prefill on staged K / V (stage_paged_kv_kernel, then the dense kernel): rows per copy step,
 # and the least number of times the schedule must read each staged K / V row for plan() to stage
 # (the copy reads and writes every row once; the paged kernel pays its page-table arithmetic on
-# every read).
+# every read). H100 2026-12-06 session 8 (`tune --what opt_in`, bf16 32/8 heads D128, page 16, 64-row
+# tiles): staging won at (16, 1024), 32.5 reads a row (558 -> 502 us), and lost on chunked prefill
+# of 8 x 256 new queries on 4096 cached tokens, 15.5 reads a row (377 -> 392 us; 64 / 32 queries,
+# 4 / 2 reads: 107 -> 185, 104 -> 203 us); the threshold sits between.
 STAGE_ROWS = 64
-STAGE_MIN_REUSE = 4
+STAGE_MIN_REUSE = 24
 STAGE_LAUNCH = LaunchConfig(num_warps=4, num_stages=1)
 
 
-def stage_enabled(family: str) -> bool:
-    """plan() of the paged prefill wrapper may stage K / V into its workspace on this family.
-    Off by default until it is measured on the GPU (written 2026-12-06 without device time: the
-    interpreter tests pass, the GPU tests and timings have not run); the target is sm90, where the
-    dense kernel reads whole tiles through tensor descriptors. FLASHINFER_PREFILL_STAGE=1 allows
-    it on every family (tests and A/B runs); =always also drops the reuse threshold (stage_min_reuse)."""
-    return os.environ.get("FLASHINFER_PREFILL_STAGE", "0") in ("1", "always")
+def stage_enabled(family: str, fp8: bool, extra: bool, head_dim_qk: int, head_dim_vo: int) -> bool:
+    """plan() of the paged prefill wrapper may stage K / V into its workspace: by default where the
+    dense kernel would then read whole tiles through tensor descriptors (tma_enabled: sm90, 16-bit
+    K / V, no extras, exact head dims). H100, 2026-12-06 session 8 (`python -m benchmarks.tune
+    --what opt_in`): paged causal prefill 1383 -> 1126 us at (1, 8192), 1462 -> 1246 at (4, 4096),
+    558 -> 502 at (16, 1024), outputs identical. Elsewhere (AMD, fp8 K / V, masks, RoPE, ...) the
+    paged kernel stays: staging there is unmeasured. FLASHINFER_PREFILL_STAGE=0 / 1 forces it off /
+    on everywhere (tests, A/B runs); =always also drops the reuse threshold (stage_min_reuse)."""
+    env = os.environ.get("FLASHINFER_PREFILL_STAGE")
+    if env is not None:
+        return env in ("1", "always")
+    return tma_enabled(family, False, fp8, extra, head_dim_qk, head_dim_vo)
 
 
 def stage_min_reuse() -> int:
@@ -155,11 +163,12 @@ def stage_min_reuse() -> int:
 
 def diag_in_loop(tma: bool) -> bool:
     """Causal-diagonal tiles inside the request run in the kernel's unmasked, pipelined loop
-    (prefill_kernel DIAG_IN_LOOP; meant for the descriptor path, where their bulk copies would be
-    pipelined like the others). Off by default until measured on the GPU (written 2026-12-06
-    without device time); FLASHINFER_PREFILL_DIAG_LOOP=1 turns it on for every path (the
-    interpreter tests check the loop bounds and mask this way)."""
-    return os.environ.get("FLASHINFER_PREFILL_DIAG_LOOP", "0") == "1"
+    (prefill_kernel DIAG_IN_LOOP): on by default on the descriptor path, where their bulk copies
+    are then pipelined like the others (H100, 2026-12-06 session 8, `tune --what opt_in`: ragged
+    causal 1106 -> 1063 us at (1, 8192), 1171 -> 1124 at (4, 4096), 454 -> 408 at (16, 1024)).
+    FLASHINFER_PREFILL_DIAG_LOOP=0 / 1 forces it off / on for every path (the interpreter tests
+    check the loop bounds and mask with it on)."""
+    return os.environ.get("FLASHINFER_PREFILL_DIAG_LOOP", "1" if tma else "0") == "1"
 
 
 def page_pow2(page_size: int) -> bool:

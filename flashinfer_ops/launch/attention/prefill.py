@@ -405,7 +405,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
                         PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
-                        DIAG_IN_LOOP=False),  # opt-in (diag_in_loop); pipeline_report ... DIAG_IN_LOOP=True
+                        DIAG_IN_LOOP=tma),  # as diag_in_loop(tma) by default
         options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
