@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import flashinfer_ops  # noqa: F401
-from flashinfer_ops.configs import arch_family
+from flashinfer_ops.configs import arch_family, has_tensor_copy_engine
 from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, stage_enabled, stage_min_reuse
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS
@@ -554,7 +554,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         head_dim_vo = head_dim_qk if head_dim_vo is None else head_dim_vo
         kv_dt = canonicalize_torch_dtype(kv_data_type, canonicalize_torch_dtype(q_data_type))
         if (head_dim_qk, head_dim_vo) not in HEAD_DIMS or not stage_enabled(
-                arch_family(self.device), kv_dt in FP8_TYPES, extra, head_dim_qk, head_dim_vo):
+                arch_family(self.device), kv_dt in FP8_TYPES, extra, head_dim_qk, head_dim_vo,
+                has_tensor_copy_engine(self.device)):
             return 0
         buf = self._float_workspace_buffer
         if not buf.is_contiguous():

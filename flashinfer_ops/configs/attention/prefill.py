@@ -141,18 +141,20 @@ STAGE_MIN_REUSE = 24
 STAGE_LAUNCH = LaunchConfig(num_warps=4, num_stages=1)
 
 
-def stage_enabled(family: str, fp8: bool, extra: bool, head_dim_qk: int, head_dim_vo: int) -> bool:
+def stage_enabled(family: str, fp8: bool, extra: bool, head_dim_qk: int, head_dim_vo: int,
+                  copy_engine: bool = True) -> bool:
     """plan() of the paged prefill wrapper may stage K / V into its workspace: by default where the
     dense kernel would then read whole tiles through tensor descriptors (tma_enabled: sm90, 16-bit
     K / V, no extras, exact head dims). H100, 2026-12-06 session 8 (`python -m benchmarks.tune
     --what opt_in`): paged causal prefill 1383 -> 1126 us at (1, 8192), 1462 -> 1246 at (4, 4096),
     558 -> 502 at (16, 1024), outputs identical. Elsewhere (AMD, fp8 K / V, masks, RoPE, ...) the
     paged kernel stays: staging there is unmeasured. FLASHINFER_PREFILL_STAGE=0 / 1 forces it off /
-    on everywhere (tests, A/B runs); =always also drops the reuse threshold (stage_min_reuse)."""
+    on everywhere (tests, A/B runs); =always also drops the reuse threshold (stage_min_reuse).
+    copy_engine: the device has descriptor copies (has_tensor_copy_engine; False on the CPU)."""
     env = os.environ.get("FLASHINFER_PREFILL_STAGE")
     if env is not None:
         return env in ("1", "always")
-    return tma_enabled(family, False, fp8, extra, head_dim_qk, head_dim_vo)
+    return copy_engine and tma_enabled(family, False, fp8, extra, head_dim_qk, head_dim_vo)
 
 
 def stage_min_reuse() -> int:
