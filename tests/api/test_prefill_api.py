@@ -512,3 +512,36 @@ def test_staging_threshold_counts_reads_to_the_diagonal(monkeypatch):
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always")
     w.plan(*_paged_batch([1, 1], [kv, kv], page, hq, hk, d)[4:], hq, hk, d, page, causal=True)
     assert w._staging_bytes
+
+
+def test_default_switches_per_family(monkeypatch):
+    """The sm90 defaults of 2026-12-06 (NOTES.md): staging only where the dense kernel would read
+    K / V through descriptors (sm90 with a copy engine, 16-bit K / V, no extras, exact head dims),
+    the diagonal loop only on the descriptor path, the in-kernel merge only on sm90; AMD keeps all
+    three off; the switches override the rule both ways."""
+    from flashinfer_ops.configs.attention.decode import fused_merge
+    from flashinfer_ops.configs.attention.prefill import diag_in_loop, stage_enabled
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # the rule as on a GPU (the interpreter has no descriptors)
+    for name in ("FLASHINFER_PREFILL_STAGE", "FLASHINFER_PREFILL_DIAG_LOOP", "FLASHINFER_DECODE_FUSED_MERGE",
+                 "FLASHINFER_PREFILL_TMA"):
+        monkeypatch.delenv(name, raising=False)
+    assert stage_enabled("sm90", False, False, 128, 128, True)
+    assert not stage_enabled("sm90", False, False, 128, 128, False)  # no copy engine (CPU, pre-Hopper)
+    assert not stage_enabled("sm90", True, False, 128, 128, True)  # fp8 K / V
+    assert not stage_enabled("sm90", False, True, 128, 128, True)  # mask / RoPE / ALiBi / soft cap
+    for fam in ("gfx942", "gfx950"):
+        assert not stage_enabled(fam, False, False, 128, 128, True)
+        assert not fused_merge(fam)
+    assert fused_merge("sm90")
+    assert diag_in_loop(True) and not diag_in_loop(False)
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "0")
+    assert not stage_enabled("sm90", False, False, 128, 128, True)
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "1")
+    assert stage_enabled("gfx942", True, True, 128, 128, False)
+    monkeypatch.setenv("FLASHINFER_PREFILL_DIAG_LOOP", "0")
+    monkeypatch.setenv("FLASHINFER_DECODE_FUSED_MERGE", "0")
+    assert not diag_in_loop(True) and not fused_merge("sm90")
+    monkeypatch.setenv("FLASHINFER_PREFILL_DIAG_LOOP", "1")
+    monkeypatch.setenv("FLASHINFER_DECODE_FUSED_MERGE", "1")
+    assert diag_in_loop(False) and fused_merge("gfx942")
