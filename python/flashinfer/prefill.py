@@ -291,7 +291,7 @@ class _PrefillPlanner:
         group = num_qo_heads // num_kv_heads
         paged_kernel = self._paged if paged_kernel is None else paged_kernel
         bm = block_m_for(self.device, head_dim_qk, head_dim_vo, paged=paged_kernel)
-        w = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1)
+        w = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1, window_left)
         total = w.shape[0]
         if self._use_cuda_graph and self._work is None:
             # fixed capacity for every later plan: the first plan's rows, plus one partial tile per request
@@ -530,7 +530,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
                      or packed_custom_mask is not None or self._custom_mask_buf is not None)
             self._staging_bytes = self._choose_staging(qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk,
                                                        head_dim_vo, page_size, q_data_type, kv_data_type, causal,
-                                                       n_slots, extra)
+                                                       n_slots, extra, window_left)
         self._plan_common(qo, kv_lens, kv_ip[:-1], num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, custom_mask,
                           packed_custom_mask, causal, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                           rope_scale, rope_theta, q_data_type, kv_data_type, prefix_len_ptr, token_pos_in_items_ptr,
@@ -544,7 +544,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         self._staging_buf = self._staging_view()
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
-                        q_data_type, kv_data_type, causal, n_slots, extra=False) -> int:
+                        q_data_type, kv_data_type, causal, n_slots, extra=False, window_left=-1) -> int:
         """Bytes of the float workspace run() lends the op as K / V staging, or 0 for the paged
         kernel. Staging copies every K / V row of the batch once (into the workspace, as
         contiguous rows) and lets the dense kernel read them (whole-tile descriptor copies on sm90,
@@ -569,7 +569,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         if num_kv_heads <= 0 or num_qo_heads % num_kv_heads or staged_rows == 0:
             return 0
         bm = block_m_for(self.device, head_dim_qk, head_dim_vo)
-        _, _, reads = tile_kv_reads(qo_lens, kv_lens, num_qo_heads // num_kv_heads, bm, causal)
+        _, _, reads = tile_kv_reads(qo_lens, kv_lens, num_qo_heads // num_kv_heads, bm, causal, window_left)
         return need if int(reads.sum()) >= stage_min_reuse() * staged_rows else 0
 
     def _staging_view(self) -> Optional[torch.Tensor]:

@@ -291,3 +291,25 @@ def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
     else:
         for qo, kv in ((48, 48), (37, 85), (1, 16)):
             test_single_prefill(qo, kv, 8, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16)
+
+
+def test_tile_kv_reads_matches_the_mask():
+    """The scheduler's tile cost (also the staging threshold's count) is exactly the span of K / V
+    positions some query of the tile may attend to: causal diagonal on the right, sliding window on
+    the left (the kernel skips whole tiles outside it), brute-forced over odd request shapes."""
+    from flashinfer_ops.launch.attention.prefill import tile_kv_reads
+
+    rng = np.random.default_rng()
+    qo = np.array([1, 19, 99, 7, 0, 64])
+    kv = qo + rng.integers(0, 40, qo.shape[0])
+    for group, bm, causal, window in ((1, 16, True, -1), (4, 64, True, 13), (2, 32, False, 5), (4, 16, False, -1),
+                                      (1, 64, True, 0)):
+        req, row0, cost = tile_kv_reads(qo, kv, group, bm, causal, window)
+        for r, r0, c in zip(req, row0, cost):
+            queries = np.arange(r0 // group, min((r0 + bm - 1) // group, qo[r] - 1) + 1)
+            pos = queries + kv[r] - qo[r]
+            hi = np.minimum(pos + 1, kv[r]) if causal else np.full_like(pos, kv[r])
+            lo = np.maximum(pos - window, 0) if window >= 0 else np.zeros_like(pos)
+            want = max(int(hi.max()) - int(lo.min()), 0)
+            # the last tile of a request may hold padding rows past qo_len: its cost may count them
+            assert c == want or (r0 + bm > qo[r] * group and c >= want), (group, bm, causal, window, r, r0, c, want)

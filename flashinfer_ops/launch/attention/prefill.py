@@ -137,14 +137,16 @@ def block_m_for(device: torch.device, head_dim_qk: int, head_dim_vo: int, paged:
     return prefill_config(arch_family(device), head_dim_qk, head_dim_vo, paged=paged).block_m
 
 
-def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m: int, causal: bool):
+def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m: int, causal: bool,
+               window_left: int = -1):
     """The schedule (numpy int32 [n, WORK_WORDS]): one item per (request, tile of block_m packed
-    (query, head-in-group) rows), the most expensive first. qo_indptr [B+1], kv_lens / kv_starts /
-    mask_byte_off [B] (kv_start: first K/V row for ragged, first kv_indices entry for paged)."""
+    (query, head-in-group) rows), the most expensive first (tile_kv_reads). qo_indptr [B+1],
+    kv_lens / kv_starts / mask_byte_off [B] (kv_start: first K/V row for ragged, first kv_indices
+    entry for paged)."""
     qo = np.asarray(qo_indptr, dtype=np.int64)
     kv_lens = np.asarray(kv_lens, dtype=np.int64)
     qo_lens = np.diff(qo)
-    req, row0, cost = tile_kv_reads(qo_lens, kv_lens, group, block_m, causal)
+    req, row0, cost = tile_kv_reads(qo_lens, kv_lens, group, block_m, causal, window_left)
     total = req.shape[0]
     w = np.zeros((total, contract.WORK_WORDS), dtype=np.int32)
     w[:, 0] = row0
@@ -157,9 +159,12 @@ def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m
     return w[np.argsort(-cost, kind="stable")]
 
 
-def tile_kv_reads(qo_lens, kv_lens, group: int, block_m: int, causal: bool):
+def tile_kv_reads(qo_lens, kv_lens, group: int, block_m: int, causal: bool, window_left: int = -1):
     """Per tile of block_m packed rows (request by request): (request, first packed row, K / V
-    rows the tile reads: kv_len, or under a causal mask up to the diagonal of its last query)."""
+    rows the tile reads). Query i of a request sits at K / V position i + kv_len - qo_len; a tile
+    reads up to kv_len, or under a causal mask up to the diagonal of its last query, and with a
+    sliding window (window_left >= 0) from its first query's position - window_left on (the
+    kernel skips the tiles left of it)."""
     qo_lens = np.asarray(qo_lens, dtype=np.int64)
     kv_lens = np.asarray(kv_lens, dtype=np.int64)
     tiles = -(-qo_lens * group // block_m)
@@ -167,9 +172,12 @@ def tile_kv_reads(qo_lens, kv_lens, group: int, block_m: int, causal: bool):
     req = np.repeat(np.arange(qo_lens.shape[0]), tiles)
     first = np.repeat(np.cumsum(tiles) - tiles, tiles)
     row0 = (np.arange(total) - first) * block_m
+    offset = kv_lens[req] - qo_lens[req]
     cost = kv_lens[req]
     if causal:
-        cost = np.minimum(cost, np.maximum((row0 + block_m - 1) // group + kv_lens[req] - qo_lens[req] + 1, 0))
+        cost = np.minimum(cost, np.maximum((row0 + block_m - 1) // group + offset + 1, 0))
+    if window_left >= 0:
+        cost = np.maximum(cost - np.maximum(row0 // group + offset - window_left, 0), 0)
     return req, row0, cost
 
 
