@@ -545,3 +545,43 @@ def test_default_switches_per_family(monkeypatch):
     monkeypatch.setenv("FLASHINFER_PREFILL_DIAG_LOOP", "1")
     monkeypatch.setenv("FLASHINFER_DECODE_FUSED_MERGE", "1")
     assert diag_in_loop(False) and fused_merge("gfx942")
+
+
+@pytest.mark.gpu
+def test_sm90_defaults_choose_staging_and_fused_merge(monkeypatch):
+    """On an sm90 GPU with no switch set, plan() takes the paths the benchmark rows measure:
+    staging for long square prompts (16 x 1024, bf16, D128: 32.5 reads a row), not for fp8 K / V
+    or chunked prefill (64 new queries on 4096 cached tokens), and the in-kernel merge for
+    decode 16 x 4096; every result still matches the oracle (the staged one is checked here)."""
+    from flashinfer_ops.configs import arch_family, has_tensor_copy_engine
+
+    dev = torch.device("cuda")
+    if arch_family(dev) != "sm90" or not has_tensor_copy_engine(dev):
+        pytest.skip("the sm90 defaults apply to Hopper-class NVIDIA GPUs")
+    for name in ("FLASHINFER_PREFILL_STAGE", "FLASHINFER_PREFILL_DIAG_LOOP", "FLASHINFER_DECODE_FUSED_MERGE"):
+        monkeypatch.delenv(name, raising=False)
+    ws = torch.empty(128 << 20, dtype=torch.uint8, device=dev)
+    hq, hk, d, page = 32, 8, 128, 16
+    cases = (([1024] * 16, [1024] * 16, torch.bfloat16, True), ([64] * 8, [4096] * 8, torch.bfloat16, False))
+    for qo, kv, kv_dtype, want in cases:
+        q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16,
+                                                                 kv_dtype=kv_dtype, device="cuda")
+        w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws)
+        w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True, q_data_type=torch.bfloat16,
+               kv_data_type=kv_dtype)
+        assert bool(w._staging_bytes) == want, (qo[:1], kv[:1])
+        if want:
+            out = w.run(q, cache)
+            ro, _ = _paged_ref(q.float(), kc.float(), vc.float(), qo_ip, kv_ip, idx, last, "NHD", causal=True)
+            _close(out, ro, torch.bfloat16)
+    fp8 = torch.float8_e4m3fn
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch([1024] * 4, [1024] * 4, page, hq, hk, d,
+                                                             dtype=torch.bfloat16, kv_dtype=fp8, device="cuda")
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws)
+    w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True, q_data_type=torch.bfloat16, kv_data_type=fp8)
+    assert not w._staging_bytes
+    pages = 4096 // page
+    dw = flashinfer.BatchDecodeWithPagedKVCacheWrapper(ws, "NHD")
+    dw.plan(torch.arange(17, dtype=torch.int32) * pages, torch.randperm(16 * pages, dtype=torch.int32).cuda(),
+            torch.full((16,), page, dtype=torch.int32), hq, hk, d, page, q_data_type=torch.bfloat16)
+    assert dw._merge_counters is not None
