@@ -884,8 +884,8 @@ def sweep_fused(ceiling):
 
 
 def sweep_opt_in(ceiling):
-    """The three opt-in paths of 2026-12-06, briefly, each against the default path in the same
-    run (and its output compared with the default's): paged prefill on staged K / V, ragged with
+    """The three attention paths of 2026-12-06 (sm90 defaults since session 8), each switched off
+    and on in the same run (outputs compared): paged prefill on staged K / V, ragged with
     causal-diagonal tiles in the descriptor loop, next to SDPA's two backends; bf16 decode with the
     in-kernel merge at 16 x 4096 and 1 x 32768 next to cuDNN SDPA."""
     import flashinfer

@@ -21,8 +21,8 @@ import flashinfer_ops  # noqa: F401
 from flashinfer_ops.configs import arch_family, has_tensor_copy_engine
 from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, stage_enabled, stage_min_reuse
 from flashinfer_ops._checks import FP8_TYPES
-from flashinfer_ops.fake.attention.prefill import WORK_WORDS
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, staging_bytes, tile_kv_reads
+from flashinfer_ops.fake.attention.prefill import WORK_WORDS, staging_bytes
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, tile_kv_reads
 
 from .quantization import packbits, segment_packbits
 from .utils import (
@@ -393,8 +393,9 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
     ) -> None:
         r"""Args:
             float_workspace_buffer: user workspace (any dtype, contiguous; FlashInfer's 128 MiB is
-                typical); fixes the device. With staging allowed (FLASHINFER_PREFILL_STAGE=1), when
-                the batch's prompts are long enough, run() copies the batch's K / V rows into it
+                typical); fixes the device. Where staging applies (by default sm90 with 16-bit K / V
+                and no mask / RoPE / ALiBi / soft cap; FLASHINFER_PREFILL_STAGE=0 / 1 forces it off /
+                on) and the batch's prompts are long enough, run() copies the batch's K / V rows into it
                 (``len(paged_kv_indices) * page_size * num_kv_heads * (head_dim_qk + head_dim_vo) *
                 kv element size`` bytes, when that fits) and reads them as a dense cache; otherwise
                 it is not used. Share it only with

@@ -392,7 +392,7 @@ def test_paged_wrapper_stages_long_prompts(monkeypatch):
     monkeypatch.setattr(pcfg, "STAGE_MIN_REUSE", 4)  # prompts short enough for the interpreter
     qo, kv = [300, 1, 0, 130], [301, 40, 17, 700]
     q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, 16, 8, 2, 64)
-    from flashinfer_ops.launch.attention.prefill import staging_bytes
+    from flashinfer_ops.fake.attention.prefill import staging_bytes
     need = staging_bytes(int(kv_ip[-1]), 16, 2, 64, 64, torch.float16)
     for ws_bytes, long_q, want in ((need, True, True), (need - 1, True, False), (need, False, False)):
         w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(ws_bytes, dtype=torch.uint8, device=DEV))

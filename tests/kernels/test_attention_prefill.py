@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, staging_bytes
+from flashinfer_ops.fake.attention.prefill import staging_bytes
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
 from flashinfer_ops.reference.attention import single_attention
 from helpers import KERNEL_DEVICE, KERNEL_MODE, needs_kernels, poison, run_kernel, shapes
 

@@ -298,7 +298,8 @@ def _register_variants():
                 p8 = fmt != 0
                 # gfx942 and gfx950 share the AMD table (block_n is the same for both)
                 assert cfg.block_n("gfx942", d, p8, rope) == cfg.block_n("gfx950", d, p8, rope)
-                # FUSED_MERGE (opt-in on every family) is compiled for the 16-bit caches without RoPE too
+                # FUSED_MERGE (sm90 default; elsewhere FLASHINFER_DECODE_FUSED_MERGE=1) is compiled for the
+                # 16-bit caches without RoPE too
                 for fused in (False, True) if fmt == 0 and not rope else (False,):
                     register_variant(KernelVariant(
                         kernel="attention_decode.decode_kernel",

@@ -15,7 +15,6 @@ from ...configs.attention.prefill import (
     shared_rows, tma_enabled,
 )
 from ...fake.attention import prefill as contract
-from ...fake.attention.prefill import staging_bytes  # noqa: F401  (plan() sizes the workspace with it)
 from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
 from ...reference import attention as ref
 
