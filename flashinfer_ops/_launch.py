@@ -7,8 +7,9 @@ calls the compiled kernel's C launcher directly. Small decode-time ops are launc
 
 The cache key repeats what Triton specialises on, so a cached kernel is only reused where Triton
 itself would reuse it: each tensor's dtype and 16-byte alignment; each int's value class (== 1,
-divisible by 16, fits in int32) unless the kernel lists it in do_not_specialize; the types of the
-other arguments; and every keyword (constexprs and launch options). Triton's normal path is used in
+divisible by 16, fits in int32) unless the kernel lists it in do_not_specialize; each host tensor
+descriptor's element type, block shape and padding; the types of the other arguments; and every
+keyword (constexprs and launch options). Triton's normal path is used in
 the interpreter, when launch hooks are installed (profilers), or with FLASHINFER_FAST_LAUNCH=0.
 """
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any, Dict, Tuple
 import torch
 
 _ENABLED = os.environ.get("FLASHINFER_FAST_LAUNCH", "1") != "0"
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor as _DESC_TYPE
+except ImportError:  # Triton without host tensor descriptors
+    _DESC_TYPE = None
 _CACHE: Dict[Tuple, Tuple[Any, Tuple[str, ...]]] = {}
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -87,6 +92,10 @@ def launch(kernel, grid, *args, **kwargs):
             key.append((a == 1, a & 15 == 0, fits32) if spec else fits32)
         elif t is float:
             key.append(0.5)
+        elif t is _DESC_TYPE:
+            # Triton specialises a host descriptor on its element type and block shape (the
+            # launcher builds the copy-engine descriptor from base, shape and strides each call)
+            key.append((a.base.dtype, tuple(a.block_shape), a.padding))
         else:
             key.append((t, a))
     key.append(tuple(kwargs.items()))

@@ -19,10 +19,10 @@ import torch
 
 import flashinfer_ops  # noqa: F401
 from flashinfer_ops.configs import arch_family, has_tensor_copy_engine
-from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, stage_enabled, stage_min_reuse
+from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, stage_enabled, stage_groups, stage_min_reuse
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS, staging_bytes
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, tile_kv_reads
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, group_staged_work, tile_kv_reads
 
 from .quantization import packbits, segment_packbits
 from .utils import (
@@ -198,7 +198,7 @@ class _PrefillPlanner:
         self._use_cuda_graph = bool(use_cuda_graph)
         self._custom_mask_buf = custom_mask_buf
         self._mask_indptr_buf = mask_indptr_buf
-        self._work = None  # int32 [capacity, WORK_WORDS]
+        self._work = None  # int32 [capacity, WORK_WORDS], or [groups, capacity, WORK_WORDS] (staged groups)
         self._mask = None
         self._mask_store = None
         self._indices = None
@@ -230,6 +230,19 @@ class _PrefillPlanner:
             setattr(self, attr, buf)
         buf[:n].copy_(src, non_blocking=True)
         return buf
+
+    def _persist_groups(self, grouped: np.ndarray) -> None:
+        """Copy a grouped staged schedule (int32 [G, rows, WORK_WORDS], group_staged_work) into the
+        work buffer, kept while G holds and its rows a group suffice (they grow by powers of two);
+        rows past a group's items stay zero (dead items)."""
+        g, rows = grouped.shape[:2]
+        buf = self._work
+        if buf is None or buf.dim() != 3 or buf.shape[0] != g or buf.shape[1] < rows:
+            cap = max(64, 1 << max(0, rows - 1).bit_length())
+            buf = self._work = torch.zeros((g, cap, WORK_WORDS), dtype=torch.int32, device=self.device)
+        full = np.zeros(tuple(buf.shape), np.int32)
+        full[:, :rows] = grouped
+        buf.copy_(torch.from_numpy(full), non_blocking=True)
 
     def _plan_common(self, qo: np.ndarray, kv_lens: np.ndarray, kv_starts: np.ndarray, num_qo_heads, num_kv_heads,
                      head_dim_qk, head_dim_vo, custom_mask, packed_custom_mask, causal, pos_encoding_mode, sm_scale,
@@ -291,8 +304,13 @@ class _PrefillPlanner:
         group = num_qo_heads // num_kv_heads
         paged_kernel = self._paged if paged_kernel is None else paged_kernel
         bm = block_m_for(self.device, head_dim_qk, head_dim_vo, paged=paged_kernel)
-        w = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1, window_left)
+        w, cost = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1, window_left, with_cost=True)
         total = w.shape[0]
+        if self._paged and not paged_kernel and not self._use_cuda_graph and stage_groups() > 1:
+            grouped = group_staged_work(w, cost, stage_groups())
+            if grouped.shape[0] > 1:
+                self._persist_groups(grouped)
+                w = None
         if self._use_cuda_graph and self._work is None:
             # fixed capacity for every later plan: the first plan's rows, plus one partial tile per request
             rows = int(qo[-1])
@@ -302,9 +320,12 @@ class _PrefillPlanner:
         if self._use_cuda_graph and int(qo[-1]) > self._fixed_total_rows:
             raise ValueError(f"qo_indptr: {int(qo[-1])} query rows, more than the {self._fixed_total_rows} of the "
                              "first plan in CUDA-graph mode")
-        full = np.zeros((max(total, self._work.shape[0] if self._work is not None else 0), WORK_WORDS), np.int32)
-        full[:total] = w
-        self._persist("_work", torch.from_numpy(full), self._use_cuda_graph)
+        if w is not None:
+            if self._work is not None and self._work.dim() != 2:
+                self._work = None  # the previous plan's was grouped
+            full = np.zeros((max(total, self._work.shape[0] if self._work is not None else 0), WORK_WORDS), np.int32)
+            full[:total] = w
+            self._persist("_work", torch.from_numpy(full), self._use_cuda_graph)
 
         self._block_m = bm
         self._mask_mode = mask_mode

@@ -40,3 +40,36 @@ def test_fast_path_is_used_after_the_first_call(monkeypatch):
     out = flashinfer.rmsnorm(x, w)
     assert calls == [], "a cached specialisation should launch without Triton's binder"
     assert_close(out, ref.rmsnorm(x, w, 1e-6))
+
+
+@pytest.mark.gpu
+def test_descriptor_launches_take_the_fast_path(monkeypatch):
+    """Kernels taking host tensor descriptors (sm90 dense prefill) are cached too, keyed on the
+    descriptors' element type and block shape: two head dims alternate, each stays right, and a
+    repeated call skips Triton's binder."""
+    from flashinfer_ops.kernels.attention import prefill as kp
+    from flashinfer_ops.launch.attention import prefill as P
+    from flashinfer_ops.reference.attention import single_attention
+
+    if P.TensorDescriptor is None or torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("needs sm90+ and a Triton with host tensor descriptors")
+    cases = []
+    for n, d in ((301, 64), (77, 128)):
+        q = torch.randn(n, 8, d, device="cuda").to(torch.bfloat16)
+        k = torch.randn(n + 19, 2, d, device="cuda").to(torch.bfloat16)
+        v = torch.randn(n + 19, 2, d, device="cuda").to(torch.bfloat16)
+        cases.append((q, k, v, single_attention(q, k, v, causal=True)[0]))
+
+    def check_all():
+        for q, k, v, want in cases:
+            got = flashinfer.single_prefill_with_kv_cache(q, k, v, causal=True)
+            assert (got.float() - want).abs().max().item() < 3e-2
+
+    for _ in range(2):
+        check_all()
+    calls = []
+    real_getitem = type(kp.prefill_kernel).__getitem__
+    monkeypatch.setattr(type(kp.prefill_kernel), "__getitem__",
+                        lambda self, grid: calls.append(grid) or real_getitem(self, grid))
+    check_all()
+    assert calls == [], "a cached descriptor specialisation should launch without Triton's binder"

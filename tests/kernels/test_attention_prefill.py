@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flashinfer_ops.fake.attention.prefill import staging_bytes
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, group_staged_work
 from flashinfer_ops.reference.attention import single_attention
 from helpers import KERNEL_DEVICE, KERNEL_MODE, needs_kernels, poison, run_kernel, shapes
 
@@ -194,11 +194,13 @@ PAGED = shapes(
 )
 
 
-@pytest.mark.parametrize("staged", [False, True], ids=["paged", "staged"])
+@pytest.mark.parametrize("staged", [False, True, "groups"], ids=["paged", "staged", "staged_groups"])
 @pytest.mark.parametrize("b,qmax,kmax,page,hq,hk,d,mode,layout,tup,dtype,kv_dtype", PAGED)
 def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, dtype, kv_dtype, staged):
     """staged: the op first copies the pages into a (NaN-poisoned) staging buffer and runs the
-    dense kernel on it, with the dense kernel's schedule (what plan() picks for long prompts)."""
+    dense kernel on it, with the dense kernel's schedule (what plan() picks for long prompts);
+    "groups": the schedule split into up to 3 request groups (group_staged_work), which the op
+    copies and attends group by group (on the GPU: copies on a side stream, attention on two)."""
     qo, kv = _batch_case(b, qmax, kmax, mode, empty=True)
     qo_indptr = np.concatenate([[0], np.cumsum(qo)])
     pages = -(-kv // page)
@@ -214,8 +216,12 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
     q = torch.randn(int(qo_indptr[-1]), hq, d, device=DEV).to(dtype)
     masks, flat, byte_off = _packed_masks(qo, kv) if mode == "custom" else (None, None, np.zeros(b, np.int64))
     bm = block_m_for(q.device, d, d, paged=not staged)
-    work = torch.from_numpy(build_work(qo_indptr, kv, page_indptr[:-1], byte_off, hq // hk, bm,
-                                       mode == "causal")).to(DEV)
+    work, cost = build_work(qo_indptr, kv, page_indptr[:-1], byte_off, hq // hk, bm, mode == "causal",
+                            with_cost=True)
+    if staged == "groups":
+        work = group_staged_work(work, cost, 3)
+        assert work.shape[0] == max(1, min(3, int((qo > 0).sum())))
+    work = torch.from_numpy(work).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))
     lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
     sm = 1.0 / math.sqrt(d)
@@ -292,6 +298,38 @@ def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
     else:
         for qo, kv in ((48, 48), (37, 85), (1, 16)):
             test_single_prefill(qo, kv, 8, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16)
+
+
+def test_group_staged_work_keeps_every_item_once():
+    """group_staged_work: every live item once, each request's items in one group (the op copies a
+    group's requests before attending them), items most expensive first within a group, groups
+    lightest first and balanced, dead rows zero, and one group where there is one request."""
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,)).item()))
+    for b, n in ((19, 4), (5, 8), (1, 4), (99, 3)):
+        qo = rng.integers(0, 300, b)
+        kv = qo + rng.integers(0, 200, b)
+        qo_indptr = np.concatenate([[0], np.cumsum(qo)])
+        work, cost = build_work(qo_indptr, kv, np.arange(b), np.zeros(b, np.int64), 4, 64, True, with_cost=True)
+        g = group_staged_work(work, cost, n)
+        live = int((qo > 0).sum())
+        assert g.shape[0] == max(1, min(n, live))
+        items = g.reshape(-1, g.shape[-1])
+        items = items[items[:, 2] > 0]
+        assert sorted(map(tuple, items.tolist())) == sorted(map(tuple, work[work[:, 2] > 0].tolist()))
+        key = {tuple(r): c for r, c in zip(work.tolist(), cost.tolist())}
+        loads = []
+        for i, grp in enumerate(g):
+            rows = grp[grp[:, 2] > 0]
+            assert (grp[rows.shape[0]:] == 0).all(), "dead rows must trail and be zero"
+            c = [key[tuple(r)] for r in rows.tolist()]
+            assert c == sorted(c, reverse=True)
+            loads.append(sum(c) + len(c))
+            for j, other in enumerate(g):
+                if j != i:
+                    assert not set(rows[:, 6]) & set(other[other[:, 2] > 0][:, 6])
+        assert loads == sorted(loads)
+        if g.shape[0] > 1 and live >= 4 * g.shape[0]:
+            assert max(loads) <= 1.5 * min(loads) + max(cost) * 64
 
 
 def test_tile_kv_reads_matches_the_mask():

@@ -139,6 +139,7 @@ def tma_enabled(family: str, paged: bool, fp8: bool, extra: bool, head_dim_qk: i
 STAGE_ROWS = 64
 STAGE_MIN_REUSE = 24
 STAGE_LAUNCH = LaunchConfig(num_warps=4, num_stages=1)
+STAGE_GROUPS = 1
 
 
 def stage_enabled(family: str, fp8: bool, extra: bool, head_dim_qk: int, head_dim_vo: int,
@@ -155,6 +156,16 @@ def stage_enabled(family: str, fp8: bool, extra: bool, head_dim_qk: int, head_di
     if env is not None:
         return env in ("1", "always")
     return copy_engine and tma_enabled(family, False, fp8, extra, head_dim_qk, head_dim_vo)
+
+
+def stage_groups() -> int:
+    """Request groups a staged paged prefill is pipelined in (plan() lays the schedule out as
+    [groups, rows, WORK_WORDS]; the op copies group g + 1's K / V on a side stream while group g
+    attends, and alternates the groups' dense launches between two streams so one group's tail
+    overlaps the next group's start). 1: copy everything, then one dense launch.
+    FLASHINFER_PREFILL_STAGE_GROUPS overrides (A/B runs)."""
+    env = os.environ.get("FLASHINFER_PREFILL_STAGE_GROUPS")
+    return max(1, int(env)) if env else STAGE_GROUPS
 
 
 def stage_min_reuse() -> int:

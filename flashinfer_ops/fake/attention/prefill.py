@@ -62,11 +62,14 @@ def check_common(out, lse, q, k, v, k_name, v_name, heads_k, heads_v, dqk_k, dvo
     check_same_device([("q", q), (k_name, k), (v_name, v), ("out", out), ("lse", lse), ("packed_custom_mask", mask)])
 
 
-def check_work(work: torch.Tensor, q: torch.Tensor, block_m: int) -> None:
-    check_ndim("work", work, (2,))
+def check_work(work: torch.Tensor, q: torch.Tensor, block_m: int, grouped: bool = False) -> None:
+    """work: int32 [n, WORK_WORDS]; with grouped (a staged paged prefill) also [groups, n,
+    WORK_WORDS], the request groups the op copies and attends one after another."""
+    check_ndim("work", work, (2, 3) if grouped else (2,))
     check_dtype("work", work, (torch.int32,))
-    if work.shape[1] != WORK_WORDS or not work.is_contiguous():
-        raise ValueError(f"work: expected a contiguous [n, {WORK_WORDS}] schedule, got shape {tuple(work.shape)}")
+    if work.shape[-1] != WORK_WORDS or not work.is_contiguous() or (work.dim() == 3 and work.shape[0] == 0):
+        want = f"[n, {WORK_WORDS}] or [groups, n, {WORK_WORDS}]" if grouped else f"[n, {WORK_WORDS}]"
+        raise ValueError(f"work: expected a contiguous {want} schedule, got shape {tuple(work.shape)}")
     if block_m not in (16, 32, 64, 128, 256):
         raise ValueError(f"block_m: expected a power of two in 16..256, got {block_m}")
     check_same_device([("q", q), ("work", work)])
@@ -128,7 +131,7 @@ def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, p
     check_common(out, lse, q, k_cache, v_cache, "k_cache", "v_cache", k_cache.shape[hk], v_cache.shape[hv],
                  k_cache.shape[3], v_cache.shape[3], packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode,
                  q.shape[0])
-    check_work(work, q, block_m)
+    check_work(work, q, block_m, grouped=kv_staging is not None)
     check_ndim("kv_indices", kv_indices, (1,))
     check_dtype("kv_indices", kv_indices, (torch.int32,))
     check_same_device([("q", q), ("kv_indices", kv_indices)])

@@ -137,11 +137,11 @@ def block_m_for(device: torch.device, head_dim_qk: int, head_dim_vo: int, paged:
 
 
 def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m: int, causal: bool,
-               window_left: int = -1):
+               window_left: int = -1, with_cost: bool = False):
     """The schedule (numpy int32 [n, WORK_WORDS]): one item per (request, tile of block_m packed
     (query, head-in-group) rows), the most expensive first (tile_kv_reads). qo_indptr [B+1],
     kv_lens / kv_starts / mask_byte_off [B] (kv_start: first K/V row for ragged, first kv_indices
-    entry for paged)."""
+    entry for paged). with_cost: also return each item's K / V rows read (int64 [n])."""
     qo = np.asarray(qo_indptr, dtype=np.int64)
     kv_lens = np.asarray(kv_lens, dtype=np.int64)
     qo_lens = np.diff(qo)
@@ -155,7 +155,37 @@ def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m
     w[:, 4] = kv_lens[req]
     w[:, 5] = np.asarray(mask_byte_off, dtype=np.int64)[req]
     w[:, 6] = req
-    return w[np.argsort(-cost, kind="stable")]
+    order = np.argsort(-cost, kind="stable")
+    return (w[order], cost[order]) if with_cost else w[order]
+
+
+def group_staged_work(work: np.ndarray, cost: np.ndarray, n_groups: int) -> np.ndarray:
+    """Lay a staged schedule out as request groups (int32 [G, rows, WORK_WORDS], G = min(n_groups,
+    live requests), dead rows zero): the op copies and attends group by group, so every item's
+    request must be copied within its own group. Requests go to groups heaviest first, each to
+    the group with the least K / V reads so far (plus one a tile for its fixed cost); groups are
+    ordered lightest first, since the first group's copy is the one nothing overlaps. Within a
+    group the items keep the schedule's most-expensive-first order. work / cost: build_work(...,
+    with_cost=True)."""
+    live = work[:, 2] > 0
+    work, cost = work[live], cost[live]
+    reqs, inv = np.unique(work[:, 6], return_inverse=True)
+    g = min(n_groups, reqs.shape[0])
+    if g <= 1:
+        return work[None]
+    req_cost = np.bincount(inv, weights=cost + 1)
+    load = np.zeros(g)
+    owner = np.empty(reqs.shape[0], np.int64)
+    for r in np.argsort(-req_cost, kind="stable"):
+        j = int(np.argmin(load))
+        owner[r] = j
+        load[j] += req_cost[r]
+    row_group = owner[inv]
+    parts = [work[row_group == j] for j in np.argsort(load, kind="stable")]
+    out = np.zeros((g, max(p.shape[0] for p in parts), contract.WORK_WORDS), np.int32)
+    for j, p in enumerate(parts):
+        out[j, :p.shape[0]] = p
+    return out
 
 
 def tile_kv_reads(qo_lens, kv_lens, group: int, block_m: int, causal: bool, window_left: int = -1):
@@ -244,6 +274,49 @@ def _stage_paged(k_cache, v_cache, work, kv_indices, staging, block_m, group, k_
     return ks, vs
 
 
+_SIDE_STREAMS = {}
+
+
+def _side_streams(device):
+    """(copy stream, second dense stream) of `device`, made once: the copy stream at a higher
+    priority, so freed SM slots go to the memory-bound copy before more attention programs."""
+    s = _SIDE_STREAMS.get(device.index)
+    if s is None:
+        s = _SIDE_STREAMS[device.index] = (torch.cuda.Stream(device, priority=-1), torch.cuda.Stream(device))
+    return s
+
+
+def _staged_groups(device, n_groups, copy, attend):
+    """Run copy(g) -> (ks, vs) and attend(g, ks, vs) for the schedule's request groups. One group:
+    in order on the current stream. Several: every copy on the copy stream, in order, each followed
+    by an event; group g's attention waits for its copy's event, alternating between the current
+    stream and a second one (so group g + 1 starts while group g drains); the current stream then
+    waits for both side streams (the op's writes are ordered before whatever the caller runs next,
+    and a CUDA-graph capture joins the forked streams)."""
+    if n_groups == 1 or device.type != "cuda":
+        for g in range(n_groups):
+            attend(g, *copy(g))
+        return
+    main = torch.cuda.current_stream(device)
+    copy_stream, dense_stream = _side_streams(device)
+    copy_stream.wait_stream(main)
+    dense_stream.wait_stream(main)
+    staged = []
+    with torch.cuda.stream(copy_stream):
+        for g in range(n_groups):
+            ks, vs = copy(g)
+            done = torch.cuda.Event()
+            done.record(copy_stream)
+            staged.append((ks, vs, done))
+    for g, (ks, vs, done) in enumerate(staged):
+        stream = dense_stream if g % 2 else main
+        stream.wait_event(done)
+        with torch.cuda.stream(stream):
+            attend(g, ks, vs)
+    main.wait_stream(dense_stream)
+    main.wait_stream(copy_stream)
+
+
 def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
                              kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
                              rope_theta, v_scale, kv_staging=None):
@@ -259,13 +332,21 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
         _check_block_m(q, block_m, out.shape[2])
         if kv_staging.data_ptr() % 16:
             raise ValueError("kv_staging: expected a 16-byte-aligned buffer")
-        if work.shape[0] == 0 or q.shape[0] == 0:
+        groups = work if work.dim() == 3 else work.unsqueeze(0)
+        if groups.shape[1] == 0 or q.shape[0] == 0:
             return
-        ks, vs = _stage_paged(k_cache, v_cache, work, kv_indices, kv_staging, block_m, q.shape[1] // k_strides[3],
-                              k_strides, v_strides, page_size)
-        _launch(out, lse, q, ks, vs, work, None, packed_custom_mask, paged=False, single=False, qo_len=0, kv_len=0,
-                n_programs=work.shape[0], page_size=1, k_strides=_dense_strides(ks, 0), v_strides=_dense_strides(vs, 0),
-                n_tok=ks.shape[0], kv_start_mul=page_size, **scal)
+        group = q.shape[1] // k_strides[3]
+
+        def copy(g):
+            return _stage_paged(k_cache, v_cache, groups[g], kv_indices, kv_staging, block_m, group, k_strides,
+                                v_strides, page_size)
+
+        def attend(g, ks, vs):
+            _launch(out, lse, q, ks, vs, groups[g], None, packed_custom_mask, paged=False, single=False, qo_len=0,
+                    kv_len=0, n_programs=groups.shape[1], page_size=1, k_strides=_dense_strides(ks, 0),
+                    v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size, **scal)
+
+        _staged_groups(q.device, groups.shape[0], copy, attend)
         return
     _check_block_m(q, block_m, out.shape[2], paged=True)
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
@@ -304,8 +385,9 @@ def single_prefill_cpu(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_layo
 
 
 def _requests(work):
-    """Distinct requests of a schedule: (qo_start, qo_len, kv_start, kv_len, mask_byte) per request."""
-    w = work.tolist()
+    """Distinct requests of a schedule (flat or grouped): (qo_start, qo_len, kv_start, kv_len,
+    mask_byte) per request."""
+    w = work.reshape(-1, work.shape[-1]).tolist()
     return [tuple(x[1:6]) for x in w if x[2] > 0 and x[0] == 0]
 
 
