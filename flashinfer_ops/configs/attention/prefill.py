@@ -136,7 +136,7 @@ def tma_enabled(family: str, paged: bool, fp8: bool, extra: bool, head_dim_qk: i
 # tiles): staging won at (16, 1024), 32.5 reads a row (558 -> 502 us), and lost on chunked prefill
 # of 8 x 256 new queries on 4096 cached tokens, 15.5 reads a row (377 -> 392 us; 64 / 32 queries,
 # 4 / 2 reads: 107 -> 185, 104 -> 203 us); the threshold sits between.
-STAGE_ROWS = 64
+STAGE_ROWS = int(os.environ.get("FLASHINFER_PREFILL_STAGE_ROWS", "64"))  # env: A/B runs (read at import)
 STAGE_MIN_REUSE = 24
 STAGE_LAUNCH = LaunchConfig(num_warps=4, num_stages=1)
 STAGE_GROUPS = 1
