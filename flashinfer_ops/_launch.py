@@ -8,8 +8,9 @@ calls the compiled kernel's C launcher directly. Small decode-time ops are launc
 The cache key repeats what Triton specialises on, so a cached kernel is only reused where Triton
 itself would reuse it: each tensor's dtype and 16-byte alignment; each int's value class (== 1,
 divisible by 16, fits in int32) unless the kernel lists it in do_not_specialize; each host tensor
-descriptor's element type, block shape and padding; the types of the other arguments; and every
-keyword (constexprs and launch options). Triton's normal path is used in
+descriptor's element type, block shape and padding (with FLASHINFER_FAST_LAUNCH_DESCRIPTORS=1;
+otherwise a launch with descriptors takes Triton's path); the types of the other arguments; and
+every keyword (constexprs and launch options). Triton's normal path is used in
 the interpreter, when launch hooks are installed (profilers), or with FLASHINFER_FAST_LAUNCH=0.
 """
 from __future__ import annotations
@@ -20,10 +21,13 @@ from typing import Any, Dict, Tuple
 import torch
 
 _ENABLED = os.environ.get("FLASHINFER_FAST_LAUNCH", "1") != "0"
-try:
-    from triton.tools.tensor_descriptor import TensorDescriptor as _DESC_TYPE
-except ImportError:  # Triton without host tensor descriptors
-    _DESC_TYPE = None
+_DESC_TYPE = None  # host tensor descriptors are keyed (cached) only with FLASHINFER_FAST_LAUNCH_DESCRIPTORS=1
+if os.environ.get("FLASHINFER_FAST_LAUNCH_DESCRIPTORS", "0") == "1":
+    # opt-in until its GPU test (tests/api/test_fast_launch.py) has passed on the H100
+    try:
+        from triton.tools.tensor_descriptor import TensorDescriptor as _DESC_TYPE
+    except ImportError:  # Triton without host tensor descriptors
+        pass
 _CACHE: Dict[Tuple, Tuple[Any, Tuple[str, ...]]] = {}
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 

@@ -18,10 +18,12 @@ import time
 
 import torch
 
-import flashinfer  # noqa: F401  (registers the ops)
-from benchmarks.attention_prefill import _paged_case, _sdpa
-from benchmarks.common import time_device_us
-from flashinfer_ops.launch.attention import prefill as lp
+# several dense launches a run(): their descriptors must not each take Triton's slow binder
+os.environ.setdefault("FLASHINFER_FAST_LAUNCH_DESCRIPTORS", "1")
+import flashinfer  # noqa: F401,E402  (registers the ops)
+from benchmarks.attention_prefill import _paged_case, _sdpa  # noqa: E402
+from benchmarks.common import time_device_us  # noqa: E402
+from flashinfer_ops.launch.attention import prefill as lp  # noqa: E402
 
 
 def graphed(fn):

@@ -53,6 +53,7 @@ def test_descriptor_launches_take_the_fast_path(monkeypatch):
 
     if P.TensorDescriptor is None or torch.cuda.get_device_capability() < (9, 0):
         pytest.skip("needs sm90+ and a Triton with host tensor descriptors")
+    monkeypatch.setattr(_launch, "_DESC_TYPE", P.TensorDescriptor)  # FLASHINFER_FAST_LAUNCH_DESCRIPTORS=1
     cases = []
     for n, d in ((301, 64), (77, 128)):
         q = torch.randn(n, 8, d, device="cuda").to(torch.bfloat16)
