@@ -87,7 +87,8 @@ def main():
     print(json.dumps(dict(best_rows=int(rows), best_groups=int(n))), flush=True)
     if args.best_to:
         with open(args.best_to, "w") as f:
-            f.write(f"FLASHINFER_PREFILL_STAGE_ROWS={rows} FLASHINFER_PREFILL_STAGE_GROUPS={n}\n")
+            f.write(f"FLASHINFER_PREFILL_STAGE_ROWS={rows} FLASHINFER_PREFILL_STAGE_GROUPS={n} "
+                    "FLASHINFER_FAST_LAUNCH_DESCRIPTORS=1\n")
 
 
 if __name__ == "__main__":
