@@ -121,3 +121,23 @@ def launch(kernel, grid, *args, **kwargs):
                  torch._C._cuda_getCurrentRawStream(key[1]), compiled.function, compiled.packed_metadata,
                  None, None, None, *args, *[kwargs[name] for name in tail])
     return compiled
+
+
+def relaunch(compiled, kernel, grid, *args, **kwargs):
+    """Launch `kernel` again with new argument values, reusing `compiled` (what launch() returned
+    for a call whose arguments had the same types, tensor dtypes and alignments, int classes and
+    keywords: the caller guarantees that, e.g. the same launch with another slice of one
+    16-byte-aligned schedule). Skips the cache key, which is most of a launch's host cost when a
+    kernel has many arguments and is launched several times in a row. Falls back to launch()
+    wherever launch() would not take the fast path."""
+    a0 = args[0] if args else None
+    if (compiled is None or not hasattr(compiled, "run") or not _use_fast_path() or _hooks_installed()
+            or not (isinstance(a0, torch.Tensor) and a0.is_cuda)):
+        return launch(kernel, grid, *args, **kwargs)
+    _, names = _kernel_meta(kernel)
+    n = len(grid)
+    compiled.run(grid[0], grid[1] if n > 1 else 1, grid[2] if n > 2 else 1,
+                 torch._C._cuda_getCurrentRawStream(a0.get_device()), compiled.function, compiled.packed_metadata,
+                 None, None, None, *args, *[kwargs[name] for name in names[len(args):]])
+    return compiled
+

@@ -18,8 +18,6 @@ import time
 
 import torch
 
-# several dense launches a run(): their descriptors must not each take Triton's slow binder
-os.environ.setdefault("FLASHINFER_FAST_LAUNCH_DESCRIPTORS", "1")
 import flashinfer  # noqa: F401,E402  (registers the ops)
 from benchmarks.attention_prefill import _paged_case, _sdpa  # noqa: E402
 from benchmarks.common import time_device_us  # noqa: E402
@@ -87,8 +85,7 @@ def main():
     print(json.dumps(dict(best_rows=int(rows), best_groups=int(n))), flush=True)
     if args.best_to:
         with open(args.best_to, "w") as f:
-            f.write(f"FLASHINFER_PREFILL_STAGE_ROWS={rows} FLASHINFER_PREFILL_STAGE_GROUPS={n} "
-                    "FLASHINFER_FAST_LAUNCH_DESCRIPTORS=1\n")
+            f.write(f"FLASHINFER_PREFILL_STAGE_ROWS={rows} FLASHINFER_PREFILL_STAGE_GROUPS={n}\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import triton
 
-from ..._launch import launch
+from ..._launch import launch, relaunch
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine
 from ...configs.attention.prefill import (
@@ -64,14 +64,27 @@ def tma_view(t, strides, n_tok: int, head_dim: int):
     return None
 
 
-def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len, kv_len, n_programs, page_size,
-            k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-            rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1):
+def _launch(out, lse, q, k, v, work, kv_indices, mask, *, n_programs, **kw):
+    """One prefill_kernel launch of n_programs schedule items (see _prefill_launcher)."""
+    _prefill_launcher(out, lse, q, k, v, kv_indices, mask, **kw)(work, n_programs)
+
+
+def _no_launch(work, n_programs):
+    return None
+
+
+def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_len, kv_len, page_size,
+                      k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
+                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1):
+    """A function (work, n_programs) that launches prefill_kernel over that schedule (None: the
+    single-request form) with everything else fixed here: config, strides, descriptors. Its
+    second and later calls reuse the first call's compiled kernel (relaunch), so several slices
+    of one schedule launch at a fraction of a launch's host cost."""
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
-    if n_programs == 0 or h_qo == 0 or q.shape[0] == 0:
-        return
+    if h_qo == 0 or q.shape[0] == 0:
+        return _no_launch
     family = arch_family(q.device)
     bdqk, bdvo = padded_dims(d_qk, d_vo)
     fp8 = k.dtype in FP8_FORMAT
@@ -83,14 +96,10 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         lse_t, s_ln, s_lh, write_lse = _dummy(dev, torch.float32), 0, 0, 0
     else:
         lse_t, s_ln, s_lh, write_lse = lse, lse.stride(0), lse.stride(1), 1
-    if work is None:
-        work = _dummy(dev, torch.int32)
-    idx = kv_indices if kv_indices is not None else work
     mask_t = mask if mask is not None else _dummy(dev, torch.uint8)
     rope = pos_encoding_mode == 1
     extra = rope or pos_encoding_mode == 2 or logits_soft_cap > 0 or mask_mode == 2
     cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
-    grid = (n_programs, h_kv)
     k_desc, v_desc, k_view, v_view = k, v, None, None
     if tma_enabled(family, paged, fp8, extra, d_qk, d_vo) and has_tensor_copy_engine(q.device):
         k_view = tma_view(k, k_strides, n_tok, d_qk)
@@ -101,8 +110,8 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         v_desc = TensorDescriptor(v, [v_view[2], v_view[3]], [v_strides[1], 1], [cfg.block_n, d_vo])
     else:
         k_view = v_view = (0, 0)
-    launch(prefill_kernel, grid,
-        q, k, v, out, lse_t, work, idx, mask_t,
+    head = (q, k, v, out, lse_t)
+    tail = (mask_t,
         q.stride(0), q.stride(1), k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
         out.stride(0), out.stride(1), s_ln, s_lh,
         int(single), qo_len, kv_len, page_size, max(page_size, 1).bit_length() - 1, h_qo // h_kv, kv_start_mul,
@@ -110,12 +119,27 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, paged, single, qo_len,
         float(v_scale), alibi_n(h_qo) if pos_encoding_mode == 2 else 0, int(rope),
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
-        k_desc, v_desc, k_view[0], k_view[1], v_view[0], v_view[1],
+        k_desc, v_desc, k_view[0], k_view[1], v_view[0], v_view[1])
+    kwargs = dict(
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
         TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), **cfg.launch.options(family),
     )
+    compiled = []
+
+    def go(work, n_programs):
+        if n_programs == 0:
+            return
+        if work is None:
+            work = _dummy(dev, torch.int32)
+        idx = kv_indices if kv_indices is not None else work
+        args = head + (work, idx) + tail
+        if compiled:
+            relaunch(compiled[0], prefill_kernel, (n_programs, h_kv), *args, **kwargs)
+        else:
+            compiled.append(launch(prefill_kernel, (n_programs, h_kv), *args, **kwargs))
+    return go
 
 
 def _dense_strides(t, kv_layout):
@@ -160,12 +184,13 @@ def build_work(qo_indptr, kv_lens, kv_starts, mask_byte_off, group: int, block_m
 
 
 def group_staged_work(work: np.ndarray, cost: np.ndarray, n_groups: int) -> np.ndarray:
-    """Lay a staged schedule out as request groups (int32 [G, rows, WORK_WORDS], G = min(n_groups,
-    live requests), dead rows zero): the op copies and attends group by group, so every item's
-    request must be copied within its own group. Requests go to groups heaviest first, each to
-    the group with the least K / V reads so far (plus one a tile for its fixed cost); groups are
-    ordered lightest first, since the first group's copy is the one nothing overlaps. Within a
-    group the items keep the schedule's most-expensive-first order. work / cost: build_work(...,
+    """Lay a staged schedule out as request groups (int32 [G, rows, WORK_WORDS], G <= n_groups
+    non-empty groups, dead rows zero): the op copies and attends group by group, so each request's
+    items sit in one group. Group g aims at a share of the K / V reads (plus one a tile for its
+    fixed cost) proportional to 1, 1, 2, 4, ...: the first group's copy is the one nothing
+    overlaps, so it is kept small, and later groups' copies finish long before the attention
+    before them. Requests go heaviest first to the group furthest below its share; within a group
+    the items keep the schedule's most-expensive-first order. work / cost: build_work(...,
     with_cost=True)."""
     live = work[:, 2] > 0
     work, cost = work[live], cost[live]
@@ -174,15 +199,17 @@ def group_staged_work(work: np.ndarray, cost: np.ndarray, n_groups: int) -> np.n
     if g <= 1:
         return work[None]
     req_cost = np.bincount(inv, weights=cost + 1)
+    share = np.array([1.0] + [2.0 ** i for i in range(g - 1)])
+    target = share / share.sum() * req_cost.sum()
     load = np.zeros(g)
     owner = np.empty(reqs.shape[0], np.int64)
     for r in np.argsort(-req_cost, kind="stable"):
-        j = int(np.argmin(load))
+        j = int(np.argmax(target - load))
         owner[r] = j
         load[j] += req_cost[r]
     row_group = owner[inv]
-    parts = [work[row_group == j] for j in np.argsort(load, kind="stable")]
-    out = np.zeros((g, max(p.shape[0] for p in parts), contract.WORK_WORDS), np.int32)
+    parts = [p for p in (work[row_group == j] for j in range(g)) if p.shape[0]]
+    out = np.zeros((len(parts), max(p.shape[0] for p in parts), contract.WORK_WORDS), np.int32)
     for j, p in enumerate(parts):
         out[j, :p.shape[0]] = p
     return out
@@ -248,9 +275,10 @@ def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block
             rope_theta=rope_theta, v_scale=v_scale, n_tok=k.shape[0] if kv_layout == 0 else k.shape[1])
 
 
-def _stage_paged(k_cache, v_cache, work, kv_indices, staging, block_m, group, k_strides, v_strides, page_size):
-    """Copy the scheduled requests' K / V rows into `staging` (stage_paged_kv_kernel); returns the
-    contiguous NHD (k, v) views the dense kernel reads."""
+def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_strides, v_strides, page_size):
+    """(ks, vs, copy): the contiguous NHD views of `staging` the dense kernel reads, and a function
+    copy(work) that launches stage_paged_kv_kernel over that schedule (later calls reuse the first
+    call's compiled kernel, as _prefill_launcher's do)."""
     h_kv = k_strides[3]
     d_qk, d_vo = k_cache.shape[3], v_cache.shape[3]
     rows = kv_indices.shape[0] * page_size
@@ -265,13 +293,21 @@ def _stage_paged(k_cache, v_cache, work, kv_indices, staging, block_m, group, k_
         kb, vb, ks_b, vs_b = k_cache.view(torch.uint8), v_cache.view(torch.uint8), ks.view(torch.uint8), vs.view(torch.uint8)
     else:
         ks_b, vs_b = ks, vs
-    launch(stage_paged_kv_kernel, (work.shape[0], h_kv),
-           kb, vb, ks_b, vs_b, work, kv_indices,
-           k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
-           page_size, max(page_size, 1).bit_length() - 1, group, block_m,
-           HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
-           PAGE_POW2=page_pow2(page_size), **STAGE_LAUNCH.options(arch_family(k_cache.device)))
-    return ks, vs
+    tail = (kv_indices, k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
+            page_size, max(page_size, 1).bit_length() - 1, group, block_m)
+    kwargs = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
+                  PAGE_POW2=page_pow2(page_size), **STAGE_LAUNCH.options(arch_family(k_cache.device)))
+    compiled = []
+
+    def copy(work):
+        if work.shape[0] == 0:
+            return
+        args = (kb, vb, ks_b, vs_b, work) + tail
+        if compiled:
+            relaunch(compiled[0], stage_paged_kv_kernel, (work.shape[0], h_kv), *args, **kwargs)
+        else:
+            compiled.append(launch(stage_paged_kv_kernel, (work.shape[0], h_kv), *args, **kwargs))
+    return ks, vs, copy
 
 
 _SIDE_STREAMS = {}
@@ -286,33 +322,32 @@ def _side_streams(device):
     return s
 
 
-def _staged_groups(device, n_groups, copy, attend):
-    """Run copy(g) -> (ks, vs) and attend(g, ks, vs) for the schedule's request groups. One group:
-    in order on the current stream. Several: every copy on the copy stream, in order, each followed
-    by an event; group g's attention waits for its copy's event, alternating between the current
-    stream and a second one (so group g + 1 starts while group g drains); the current stream then
-    waits for both side streams (the op's writes are ordered before whatever the caller runs next,
-    and a CUDA-graph capture joins the forked streams)."""
-    if n_groups == 1 or device.type != "cuda":
-        for g in range(n_groups):
-            attend(g, *copy(g))
+def _staged_groups(device, groups, copy, attend):
+    """copy(work) then attend(work, n_programs) for each request group's schedule in `groups`. One
+    group: in order on the current stream. Several: every copy on the copy stream, in order, each
+    followed by an event; group g's attention waits for its copy's event, alternating between the
+    current stream and a second one (so group g + 1 starts while group g drains); the current
+    stream then waits for both side streams (the op's writes are ordered before whatever the caller
+    runs next, and a CUDA-graph capture joins the forked streams)."""
+    if len(groups) == 1 or device.type != "cuda":
+        for work in groups:
+            copy(work)
+            attend(work, work.shape[0])
         return
     main = torch.cuda.current_stream(device)
     copy_stream, dense_stream = _side_streams(device)
     copy_stream.wait_stream(main)
     dense_stream.wait_stream(main)
-    staged = []
+    done = []
     with torch.cuda.stream(copy_stream):
-        for g in range(n_groups):
-            ks, vs = copy(g)
-            done = torch.cuda.Event()
-            done.record(copy_stream)
-            staged.append((ks, vs, done))
-    for g, (ks, vs, done) in enumerate(staged):
+        for work in groups:
+            copy(work)
+            done.append(copy_stream.record_event())
+    for g, (work, event) in enumerate(zip(groups, done)):
         stream = dense_stream if g % 2 else main
-        stream.wait_event(done)
+        stream.wait_event(event)
         with torch.cuda.stream(stream):
-            attend(g, ks, vs)
+            attend(work, work.shape[0])
     main.wait_stream(dense_stream)
     main.wait_stream(copy_stream)
 
@@ -335,18 +370,12 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
         groups = work if work.dim() == 3 else work.unsqueeze(0)
         if groups.shape[1] == 0 or q.shape[0] == 0:
             return
-        group = q.shape[1] // k_strides[3]
-
-        def copy(g):
-            return _stage_paged(k_cache, v_cache, groups[g], kv_indices, kv_staging, block_m, group, k_strides,
-                                v_strides, page_size)
-
-        def attend(g, ks, vs):
-            _launch(out, lse, q, ks, vs, groups[g], None, packed_custom_mask, paged=False, single=False, qo_len=0,
-                    kv_len=0, n_programs=groups.shape[1], page_size=1, k_strides=_dense_strides(ks, 0),
-                    v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size, **scal)
-
-        _staged_groups(q.device, groups.shape[0], copy, attend)
+        ks, vs, copy = _stage_launcher(k_cache, v_cache, kv_indices, kv_staging, block_m, q.shape[1] // k_strides[3],
+                                       k_strides, v_strides, page_size)
+        attend = _prefill_launcher(out, lse, q, ks, vs, None, packed_custom_mask, paged=False, single=False, qo_len=0,
+                                   kv_len=0, page_size=1, k_strides=_dense_strides(ks, 0),
+                                   v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size, **scal)
+        _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy, attend)
         return
     _check_block_m(q, block_m, out.shape[2], paged=True)
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
