@@ -116,28 +116,39 @@ def launch(kernel, grid, *args, **kwargs):
                 _CACHE[tuple(key)] = (compiled, tail)
         return compiled
     compiled, tail = hit
-    n = len(grid)
-    compiled.run(grid[0], grid[1] if n > 1 else 1, grid[2] if n > 2 else 1,
-                 torch._C._cuda_getCurrentRawStream(key[1]), compiled.function, compiled.packed_metadata,
-                 None, None, None, *args, *[kwargs[name] for name in tail])
+    _run(compiled, grid, key[1], args, [kwargs[name] for name in tail])
     return compiled
 
 
-def relaunch(compiled, kernel, grid, *args, **kwargs):
-    """Launch `kernel` again with new argument values, reusing `compiled` (what launch() returned
-    for a call whose arguments had the same types, tensor dtypes and alignments, int classes and
-    keywords: the caller guarantees that, e.g. the same launch with another slice of one
-    16-byte-aligned schedule). Skips the cache key, which is most of a launch's host cost when a
-    kernel has many arguments and is launched several times in a row. Falls back to launch()
-    wherever launch() would not take the fast path."""
-    a0 = args[0] if args else None
-    if (compiled is None or not hasattr(compiled, "run") or not _use_fast_path() or _hooks_installed()
-            or not (isinstance(a0, torch.Tensor) and a0.is_cuda)):
-        return launch(kernel, grid, *args, **kwargs)
-    _, names = _kernel_meta(kernel)
+def _run(compiled, grid, device: int, args, trailing):
+    """Call a compiled kernel's C launcher on the current stream of `device`: positional args,
+    then the values of the kernel's remaining (keyword) parameters in declaration order."""
     n = len(grid)
     compiled.run(grid[0], grid[1] if n > 1 else 1, grid[2] if n > 2 else 1,
-                 torch._C._cuda_getCurrentRawStream(a0.get_device()), compiled.function, compiled.packed_metadata,
-                 None, None, None, *args, *[kwargs[name] for name in names[len(args):]])
-    return compiled
+                 torch._C._cuda_getCurrentRawStream(device), compiled.function, compiled.packed_metadata,
+                 None, None, None, *args, *trailing)
 
+
+def repeat_launcher(kernel, **kwargs):
+    """A function (grid, *args) launching `kernel` with these keywords: its first call as launch()
+    does, later calls straight through that call's compiled kernel, with no cache key (most of a
+    launch's host cost when a kernel has many arguments). The caller keeps every later call's
+    arguments in the first call's specialisation class (types, tensor dtypes and 16-byte
+    alignment, int classes), e.g. the same launch over another aligned slice of one schedule.
+    Where launch() would not take its fast path (interpreter, hooks, CPU tensors) every call goes
+    through launch()."""
+    compiled = None
+    trailing = None
+
+    def go(grid, *args):
+        nonlocal compiled, trailing
+        a0 = args[0] if args else None
+        if (compiled is None or not hasattr(compiled, "run") or not _use_fast_path() or _hooks_installed()
+                or not (isinstance(a0, torch.Tensor) and a0.is_cuda)):
+            compiled = launch(kernel, grid, *args, **kwargs)
+            trailing = None
+            return
+        if trailing is None:
+            trailing = [kwargs[name] for name in _kernel_meta(kernel)[1][len(args):]]
+        _run(compiled, grid, a0.get_device(), args, trailing)
+    return go

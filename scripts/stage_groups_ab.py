@@ -18,10 +18,10 @@ import time
 
 import torch
 
-import flashinfer  # noqa: F401,E402  (registers the ops)
-from benchmarks.attention_prefill import _paged_case, _sdpa  # noqa: E402
-from benchmarks.common import time_device_us  # noqa: E402
-from flashinfer_ops.launch.attention import prefill as lp  # noqa: E402
+import flashinfer  # noqa: F401  (registers the ops)
+from benchmarks.attention_prefill import _paged_case, _sdpa
+from benchmarks.common import time_device_us
+from flashinfer_ops.launch.attention import prefill as lp
 
 
 def graphed(fn):

@@ -220,7 +220,8 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
                             with_cost=True)
     if staged == "groups":
         work = group_staged_work(work, cost, 3)
-        assert work.shape[0] == max(1, min(3, int((qo > 0).sum())))
+        live = int((qo > 0).sum())
+        assert min(2, max(1, live)) <= work.shape[0] <= max(1, min(3, live))  # empty share groups are dropped
     work = torch.from_numpy(work).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))
     lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import triton
 
-from ..._launch import launch, relaunch
+from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine
 from ...configs.attention.prefill import (
@@ -78,8 +78,8 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
                       rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1):
     """A function (work, n_programs) that launches prefill_kernel over that schedule (None: the
     single-request form) with everything else fixed here: config, strides, descriptors. Its
-    second and later calls reuse the first call's compiled kernel (relaunch), so several slices
-    of one schedule launch at a fraction of a launch's host cost."""
+    second and later calls reuse the first call's compiled kernel (repeat_launcher), so several
+    slices of one schedule launch at a fraction of a launch's host cost."""
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
@@ -126,19 +126,14 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
         TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), **cfg.launch.options(family),
     )
-    compiled = []
+    run = repeat_launcher(prefill_kernel, **kwargs)
 
     def go(work, n_programs):
         if n_programs == 0:
             return
         if work is None:
             work = _dummy(dev, torch.int32)
-        idx = kv_indices if kv_indices is not None else work
-        args = head + (work, idx) + tail
-        if compiled:
-            relaunch(compiled[0], prefill_kernel, (n_programs, h_kv), *args, **kwargs)
-        else:
-            compiled.append(launch(prefill_kernel, (n_programs, h_kv), *args, **kwargs))
+        run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail)
     return go
 
 
@@ -297,16 +292,11 @@ def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_str
             page_size, max(page_size, 1).bit_length() - 1, group, block_m)
     kwargs = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
                   PAGE_POW2=page_pow2(page_size), **STAGE_LAUNCH.options(arch_family(k_cache.device)))
-    compiled = []
+    run = repeat_launcher(stage_paged_kv_kernel, **kwargs)
 
     def copy(work):
-        if work.shape[0] == 0:
-            return
-        args = (kb, vb, ks_b, vs_b, work) + tail
-        if compiled:
-            relaunch(compiled[0], stage_paged_kv_kernel, (work.shape[0], h_kv), *args, **kwargs)
-        else:
-            compiled.append(launch(stage_paged_kv_kernel, (work.shape[0], h_kv), *args, **kwargs))
+        if work.shape[0]:
+            run((work.shape[0], h_kv), kb, vb, ks_b, vs_b, work, *tail)
     return ks, vs, copy
 
 
