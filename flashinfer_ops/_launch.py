@@ -15,6 +15,7 @@ the interpreter, when launch hooks are installed (profilers), or with FLASHINFER
 """
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Dict, Tuple
 
@@ -57,13 +58,31 @@ def _hooks_installed() -> bool:
 
 
 def _kernel_meta(kernel):
-    """(per positional arg: is it specialised by Triton?, argument names), cached on the kernel."""
+    """(per positional arg: is it specialised by Triton?, argument names, {name: declared default}),
+    cached on the kernel."""
     meta = kernel.__dict__.get("_fi_meta")
     if meta is None:
         names = tuple(kernel.arg_names)
         skip = {names[i] if isinstance(i, int) else i for i in (getattr(kernel, "do_not_specialize", None) or [])}
-        meta = kernel._fi_meta = (tuple(n not in skip for n in names), names)
+        defaults = {p.name: p.default for p in inspect.signature(kernel.fn).parameters.values()
+                    if p.default is not inspect.Parameter.empty}
+        meta = kernel._fi_meta = (tuple(n not in skip for n in names), names, defaults)
     return meta
+
+
+def _trailing(kernel, n_args: int, kwargs):
+    """Values of the kernel's parameters after the first n_args (passed as keywords, else their
+    declared defaults) in declaration order, or None where one has neither."""
+    _, names, defaults = _kernel_meta(kernel)
+    out = []
+    for name in names[n_args:]:
+        if name in kwargs:
+            out.append(kwargs[name])
+        elif name in defaults:
+            out.append(defaults[name])
+        else:
+            return None
+    return out
 
 
 _STATE = {}
@@ -85,7 +104,7 @@ def launch(kernel, grid, *args, **kwargs):
     a0 = args[0] if args else None
     if not (_use_fast_path() and isinstance(a0, torch.Tensor) and a0.is_cuda):
         return kernel[grid](*args, **kwargs)
-    specialised, names = _kernel_meta(kernel)
+    specialised = _kernel_meta(kernel)[0]
     key = [id(kernel), a0.get_device()]
     for a, spec in zip(args, specialised):
         t = type(a)
@@ -110,13 +129,13 @@ def launch(kernel, grid, *args, **kwargs):
     if hit is None or _hooks_installed():
         compiled = kernel[grid](*args, **kwargs)
         if compiled is not None and hasattr(compiled, "run") and not _hooks_installed():
-            tail = names[len(args):]
-            if all(n in kwargs for n in tail):
+            tail = _trailing(kernel, len(args), kwargs)
+            if tail is not None:
                 compiled._init_handles()
                 _CACHE[tuple(key)] = (compiled, tail)
         return compiled
     compiled, tail = hit
-    _run(compiled, grid, key[1], args, [kwargs[name] for name in tail])
+    _run(compiled, grid, key[1], args, tail)
     return compiled
 
 
@@ -149,6 +168,9 @@ def repeat_launcher(kernel, **kwargs):
             trailing = None
             return
         if trailing is None:
-            trailing = [kwargs[name] for name in _kernel_meta(kernel)[1][len(args):]]
+            trailing = _trailing(kernel, len(args), kwargs)
+        if trailing is None:
+            compiled = launch(kernel, grid, *args, **kwargs)
+            return
         _run(compiled, grid, a0.get_device(), args, trailing)
     return go

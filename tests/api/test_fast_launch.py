@@ -74,3 +74,20 @@ def test_descriptor_launches_take_the_fast_path(monkeypatch):
                         lambda self, grid: calls.append(grid) or real_getitem(self, grid))
     check_all()
     assert calls == [], "a cached descriptor specialisation should launch without Triton's binder"
+
+
+def test_trailing_parameters_take_keywords_then_declared_defaults():
+    """The cached launch passes a kernel's parameters after the positional ones by keyword, or by
+    their declared default where the caller leaves them out (a parameter added with a default must
+    not break launchers that predate it); with neither, nothing is cached (None)."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def kern(x_ptr, n, A: tl.constexpr, extra=None, B: tl.constexpr = 7):
+        pass
+
+    assert _launch._trailing(kern, 2, {"A": 1}) == [1, None, 7]
+    assert _launch._trailing(kern, 2, {"A": 1, "B": 3, "extra": 5}) == [1, 5, 3]
+    assert _launch._trailing(kern, 3, {"B": 3}) == [None, 3]
+    assert _launch._trailing(kern, 2, {}) is None  # A has no default
