@@ -301,6 +301,26 @@ def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
             test_single_prefill(qo, kv, 8, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16)
 
 
+@pytest.mark.parametrize("per_sm", [1, 3])
+@pytest.mark.parametrize("case", ["ragged", "ragged_custom", "paged", "staged", "staged_groups"])
+def test_persistent_grid(monkeypatch, case, per_sm):
+    """PERSISTENT forced on every path (the sm90 descriptor path's default): a grid of per_sm * 4
+    programs (the interpreter's SM count) deals out every (item, kv head) pair, fewer programs than
+    pairs and more, with empty requests, windows, custom masks and poisoned outputs (a pair no
+    program takes leaves NaN)."""
+    monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT", str(per_sm))
+    if case == "ragged":
+        test_batch_prefill_ragged(5, shapes(300, 40), shapes(900, 70), 8, 2, 64, 64, "causal", "NHD",
+                                  torch.float16, torch.float16, -1, 0)
+        test_batch_prefill_ragged(3, 9, 33, 4, 1, 64, 64, "none", "HND", torch.float16, torch.float16, 5, 2)
+    elif case == "ragged_custom":
+        test_batch_prefill_ragged(4, 5, 17, 2, 1, 64, 64, "custom", "HND", torch.float16, torch.float16, -1, 0)
+    else:
+        staged = {"paged": False, "staged": True, "staged_groups": "groups"}[case]
+        test_batch_prefill_paged(5, shapes(200, 40), shapes(700, 120), 16, 8, 2, 64, "causal", "NHD", False,
+                                 torch.float16, torch.float16, staged=staged)
+
+
 def test_group_staged_work_keeps_every_item_once():
     """group_staged_work: every live item once, each request's items in one group (the op copies a
     group's requests before attending them), items most expensive first within a group, no empty

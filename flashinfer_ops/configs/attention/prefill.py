@@ -25,19 +25,23 @@ class PrefillConfig:
     block_n: int
     launch: LaunchConfig
     min_occupancy: int = 1
+    # programs an SM of a persistent grid (prefill_kernel PERSISTENT) on the descriptor path; 0: the
+    # 2-D grid, one program an item
+    persistent_per_sm: int = 0
 
 
-def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
+def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1, persistent=0):
     return PrefillConfig(bm, bn, LaunchConfig(num_warps=warps, num_stages=stages, waves_per_eu=wpe,
-                                              matrix_instr_nonkdim=nonk), occ)
+                                              matrix_instr_nonkdim=nonk), occ, persistent)
 
 
 _TABLE = {
     "sm90": {
         (64, 64): _cfg(128, 64, 4, 3),
         # H100 run s2r2 (ragged causal bf16 32/8 heads): 64x64 4 warps 474 / 443 / 297 TFLOP/s at
-        # (1, 8192) / (4, 4096) / (16, 1024) vs 128x64 8 warps 463 / 408 / 275.
-        (128, 128): _cfg(64, 64, 4, 3),
+        # (1, 8192) / (4, 4096) / (16, 1024) vs 128x64 8 warps 463 / 408 / 275. Two programs an SM
+        # fit (114.7 KB of shared memory, 210 registers): the persistent grid's size (PERSISTENT_NOTE).
+        (128, 128): _cfg(64, 64, 4, 3, persistent=2),
         (256, 256): _cfg(64, 64, 4, 2),
         (192, 128): _cfg(64, 64, 4, 2),
     },
@@ -182,6 +186,21 @@ def diag_in_loop(tma: bool) -> bool:
     FLASHINFER_PREFILL_DIAG_LOOP=0 / 1 forces it off / on for every path (the interpreter tests
     check the loop bounds and mask with it on)."""
     return os.environ.get("FLASHINFER_PREFILL_DIAG_LOOP", "1" if tma else "0") == "1"
+
+
+# PERSISTENT_NOTE: H100 2026-12-07 session 12 (`python scripts/persistent_ab.py`, ragged causal bf16
+# 32/8 heads D128, 64x64 tiles): a lean kernel looping over items on 264 programs (two an SM) ran
+# 380.8 us at (16, 1024) against 404.4 us for the same kernel one item a program (main's 2-D grid:
+# 407.1), and within 1% at (4, 4096) / (1, 8192): at short sequences a program's fixed cost (its
+# launch, Q load and pipeline fill) weighs on ~8.5 tiles of work.
+def persistent_programs(cfg: PrefillConfig, tma: bool, n_sms: int) -> int:
+    """Programs of a persistent prefill grid for a launch with config `cfg` (0: the 2-D grid). By
+    default only on the descriptor path (tma) where the table sets persistent_per_sm;
+    FLASHINFER_PREFILL_PERSISTENT=k forces k programs an SM on every path (0: off; A/B runs and
+    the interpreter tests, where configs.sm_count answers 4)."""
+    env = os.environ.get("FLASHINFER_PREFILL_PERSISTENT")
+    per_sm = int(env) if env else (cfg.persistent_per_sm if tma else 0)
+    return max(per_sm, 0) * n_sms
 
 
 def page_pow2(page_size: int) -> bool:

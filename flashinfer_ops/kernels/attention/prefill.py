@@ -185,15 +185,9 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
     return acc, m_new, l_i
 
 
-# Head dims are constexpr: masks against them must be provably uniform over vector widths, or the
-# loads are not vectorised (a runtime head_dim halved the H100 throughput). Runtime ints that must
-# not be specialised (value 1 / multiple of 16) into extra compiled
-# variants: one compiled kernel serves every mask mode, group size, page size and flag.
-@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "page_shift", "group",
-                               "kv_start_mul", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
-                               "fp8_exp", "fp8_man", "fp8_bias", "k_rows_per_head", "k_cols_per_head",
-                               "v_rows_per_head", "v_cols_per_head"])
-def prefill_kernel(
+@triton.jit
+def _prefill_item(
+    pid, kvh,
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
     stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
     stride_on, stride_oh, stride_ln, stride_lh,
@@ -207,26 +201,8 @@ def prefill_kernel(
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
     TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False,
 ):
-    """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
-    iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
-    That holds without software pipelining (num_stages 1, AMD). A pipelining compiler issues the
-    K/V copies num_stages - 1 iterations early and may schedule the carried page-id load right
-    before them (sm90, Triton 3.6); off, at 5 stages, the pipeliner gives the page-id load a
-    cp.async stage of its own, which measured 2-3% slower (configs/attention/prefill.py). PAGE_POW2: page_size is
-    1 << page_shift (shift and mask instead of division). SHARED_ROWS (paged only): K and V have
-    the same (page, row, head) strides and (page_size - 1) * |stride_kn| fits int32 (checked at
-    launch): V reuses K's row offsets and the in-page part is a 32-bit product (64-bit address math
-    was ~120 of the paged loop's 550 SASS instructions against ragged's 401). TMA (dense, lean,
-    16-bit K/V, sm90): the unmasked loop reads K / V tiles through tensor descriptors k_desc /
-    v_desc (a 2-D view of the cache: row = token (+ kvh * *_rows_per_head), column = kvh *
-    *_cols_per_head), one bulk copy a tile instead of per-thread copies and their address math;
-    the masked tiles keep the pointer loads (their rows may run past kv_len). DIAG_IN_LOOP (with
-    TMA on sm90): causal-diagonal tiles that lie wholly inside the request (no sliding window) join
-    the unmasked loop, which masks tiles from full_hi on, so their copies are pipelined (and bulk)
-    too. Without TMA the
-    descriptor arguments are unused placeholders."""
-    pid = tl.program_id(0)
-    kvh = tl.program_id(1)
+    """One schedule item (row `pid` of the work list, or the single request's tile `pid`) for kv
+    head `kvh`: prefill_kernel's whole computation for that tile."""
     if single != 0:
         tile_row0 = pid * BLOCK_M
         qo_start = single_qo_len * 0
@@ -360,6 +336,80 @@ def prefill_kernel(
         lse = tl.where(has, m_i + tl.log2(l_safe), float("-inf"))
         l_rows = (qo_start + qi).to(tl.int64) * stride_ln + hq.to(tl.int64) * stride_lh
         tl.store(lse_ptr + l_rows, lse, mask=row_ok)
+
+
+# Head dims are constexpr: masks against them must be provably uniform over vector widths, or the
+# loads are not vectorised (a runtime head_dim halved the H100 throughput). Runtime ints that must
+# not be specialised (value 1 / multiple of 16) into extra compiled
+# variants: one compiled kernel serves every mask mode, group size, page size and flag.
+@triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "page_shift", "group",
+                               "kv_start_mul", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
+                               "fp8_exp", "fp8_man", "fp8_bias", "k_rows_per_head", "k_cols_per_head",
+                               "v_rows_per_head", "v_cols_per_head", "n_work", "n_kv_heads"])
+def prefill_kernel(
+    q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
+    stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
+    stride_on, stride_oh, stride_ln, stride_lh,
+    single, single_qo_len, single_kv_len, page_size, page_shift, group, kv_start_mul,
+    mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
+    write_lse, fp8_exp, fp8_man, fp8_bias,
+    k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, n_work, n_kv_heads,
+    HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
+    PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
+    PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
+    TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False, PERSISTENT: tl.constexpr = False,
+):
+    """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
+    iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
+    That holds without software pipelining (num_stages 1, AMD). A pipelining compiler issues the
+    K/V copies num_stages - 1 iterations early and may schedule the carried page-id load right
+    before them (sm90, Triton 3.6); off, at 5 stages, the pipeliner gives the page-id load a
+    cp.async stage of its own, which measured 2-3% slower (configs/attention/prefill.py). PAGE_POW2: page_size is
+    1 << page_shift (shift and mask instead of division). SHARED_ROWS (paged only): K and V have
+    the same (page, row, head) strides and (page_size - 1) * |stride_kn| fits int32 (checked at
+    launch): V reuses K's row offsets and the in-page part is a 32-bit product (64-bit address math
+    was ~120 of the paged loop's 550 SASS instructions against ragged's 401). TMA (dense, lean,
+    16-bit K/V, sm90): the unmasked loop reads K / V tiles through tensor descriptors k_desc /
+    v_desc (a 2-D view of the cache: row = token (+ kvh * *_rows_per_head), column = kvh *
+    *_cols_per_head), one bulk copy a tile instead of per-thread copies and their address math;
+    the masked tiles keep the pointer loads (their rows may run past kv_len). DIAG_IN_LOOP (with
+    TMA on sm90): causal-diagonal tiles that lie wholly inside the request (no sliding window) join
+    the unmasked loop, which masks tiles from full_hi on, so their copies are pipelined (and bulk)
+    too. Without TMA the descriptor arguments are unused placeholders.
+
+    Grid: (work rows, kv heads), one item each; or, PERSISTENT, (P, 1) with P programs taking
+    turns over all n_work * n_kv_heads (item, kv head) pairs (n_work: rows of the work list,
+    n_kv_heads: H_kv; both unused otherwise). On the H100 a persistent grid of two programs an SM
+    ran ragged causal (16, 1024) 6.9% faster than the 2-D grid (NOTES.md)."""
+    if PERSISTENT:
+        # persistent grid: the (item, kv head) pairs in the order the 2-D grid would dispatch them
+        # (kv head outer, the schedule's most-expensive-first order inner), dealt to the programs
+        # round by round, reversed every other round so each program's share of the costly items
+        # evens out; K / V tiles then stream through one program's loops without a relaunch
+        n_prog = tl.num_programs(0)
+        total = n_work * n_kv_heads
+        for r in range(0, tl.cdiv(total, n_prog)):
+            slot = r * n_prog + tl.where(r % 2 == 0, tl.program_id(0), n_prog - 1 - tl.program_id(0))
+            if slot < total:
+                _prefill_item(slot % n_work, slot // n_work, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
+                              mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
+                              stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len,
+                              single_kv_len, page_size, page_shift, group, kv_start_mul, mask_mode, window_left,
+                              sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
+                              write_lse, fp8_exp, fp8_man, fp8_bias, k_desc, v_desc, k_rows_per_head, k_cols_per_head,
+                              v_rows_per_head, v_cols_per_head, HEAD_DIM_QK, HEAD_DIM_VO, PAGED, KV_FP8, EXTRA,
+                              BLOCK_M, BLOCK_N, BLOCK_DQK, BLOCK_DVO, PREFETCH_PAGES, PAGE_POW2, SHARED_ROWS, TMA,
+                              DIAG_IN_LOOP)
+    else:
+        _prefill_item(tl.program_id(0), tl.program_id(1), q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
+                      mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
+                      stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len, single_kv_len,
+                      page_size, page_shift, group, kv_start_mul, mask_mode, window_left, sm_scale, soft_cap, v_scale,
+                      alibi_n, use_rope, rope_rcp_scale, rope_log2_theta, write_lse, fp8_exp, fp8_man, fp8_bias,
+                      k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, HEAD_DIM_QK,
+                      HEAD_DIM_VO, PAGED, KV_FP8, EXTRA, BLOCK_M, BLOCK_N, BLOCK_DQK, BLOCK_DVO, PREFETCH_PAGES,
+                      PAGE_POW2, SHARED_ROWS, TMA, DIAG_IN_LOOP)
 
 
 @triton.jit(do_not_specialize=["page_size", "page_shift", "group", "block_m"])

@@ -9,10 +9,10 @@ import triton
 
 from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
-from ...configs import FAMILIES, arch_family, has_tensor_copy_engine
+from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, prefetch_pages, prefill_config,
-    shared_rows, tma_enabled,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_programs, prefetch_pages,
+    prefill_config, shared_rows, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
@@ -120,11 +120,13 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
         k_desc, v_desc, k_view[0], k_view[1], v_view[0], v_view[1])
+    # the single-request form numbers its tiles by program id: always the 2-D grid
+    persist = 0 if single else persistent_programs(cfg, tma, sm_count(dev))
     kwargs = dict(
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
-        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), **cfg.launch.options(family),
+        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), PERSISTENT=persist > 0, **cfg.launch.options(family),
     )
     run = repeat_launcher(prefill_kernel, **kwargs)
 
@@ -133,7 +135,9 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
             return
         if work is None:
             work = _dummy(dev, torch.int32)
-        run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail)
+        # persistent: at most `persist` programs sharing the n_programs x h_kv (item, kv head) pairs
+        grid = (min(persist, n_programs * h_kv), 1) if persist else (n_programs, h_kv)
+        run(grid, *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs, h_kv)
     return go
 
 
@@ -484,9 +488,9 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
                 "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32",
                 "k_desc": f"*{kv}", "v_desc": f"*{kv}", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
-                "v_rows_per_head": "i32", "v_cols_per_head": "i32"})
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32", "n_work": "i32", "n_kv_heads": "i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
-              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP"):
+              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP", "PERSISTENT"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -513,7 +517,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
                         PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
-                        DIAG_IN_LOOP=tma),  # as diag_in_loop(tma) by default
+                        DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
+                        PERSISTENT=tma and cfg.persistent_per_sm > 0),  # as persistent_programs() by default
         options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
