@@ -253,7 +253,8 @@ def nested_schedule(items, owned, n_t, diag_from, d):
     return pitems, np.asarray(pbeg, dtype=np.int32), ptiles
 
 
-def flat_schedule(work: np.ndarray, n_programs: int, block_m: int, block_n: int, group: int, d: int):
+def flat_schedule(work: np.ndarray, n_programs: int, block_m: int, block_n: int, group: int, d: int,
+                  assign: str = "heap"):
     """(tiles int32 [T, 8] (flat_prefill_kernel's tile words), prog int32 [P + 1], items int32 [n, 8]) for the ragged
     schedule `work` (build_work rows, most expensive first) over all kv heads, assigned in the
     order the 2-D grid dispatches (kv head outer, items inner) to the program that frees first."""
@@ -270,6 +271,10 @@ def flat_schedule(work: np.ndarray, n_programs: int, block_m: int, block_n: int,
     heap = [(0.0, p) for p in range(n_programs)]
     owned = [[] for _ in range(n_programs)]
     for it in range(items.shape[0]):
+        if assign == "snake":  # prefill_kernel PERSISTENT's dealing: rounds of P, every other reversed
+            r, c = divmod(it, n_programs)
+            owned[c if r % 2 == 0 else n_programs - 1 - c].append(it)
+            continue
         f, p = heapq.heappop(heap)
         owned[p].append(it)
         heapq.heappush(heap, (f + float(n_t[it]) + 1.0, p))
@@ -322,8 +327,9 @@ def main() -> int:
         work = build_work(np.arange(0, n + 1, l), [l] * b, list(range(0, n, l)), [0] * b, group, bm, True)
         kd = TensorDescriptor(k, [n, HKV * D], [HKV * D, 1], [bn, D])
         vd = TensorDescriptor(v, [n, HKV * D], [HKV * D, 1], [bn, D])
-        for label, n_prog in (("persistent", 2 * sms), ("one_item", None)):
-            tiles, prog, items, owned, n_t, diag_from = flat_schedule(work, n_prog or HKV * work.shape[0], bm, bn, group, D)
+        for label, n_prog in (("persistent", 2 * sms), ("snake", 2 * sms)):
+            tiles, prog, items, owned, n_t, diag_from = flat_schedule(work, n_prog or HKV * work.shape[0], bm, bn, group, D,
+                                                                      assign="snake" if label == "snake" else "heap")
             # programs whose first item has no tile before it load its Q at the first tile
             tiles_t = torch.from_numpy(tiles).cuda()
             prog_t = torch.from_numpy(prog).cuda()
@@ -342,6 +348,8 @@ def main() -> int:
                 us = time_device_us([go_nested], warmup=3, reps=20)
                 row[f"nested_{label}_s{st}"] = {"us": round(us, 1), "max_err": (o.float() - ref.float()).abs().max().item(),
                                                 "x_main": round(us_main / us, 3)}
+                if os.environ.get("AB_NESTED_ONLY"):
+                    continue
                 o = torch.full_like(q, float("nan"))
 
                 def go_flat2(o=o, st=st, grid=(pbeg.shape[0] - 1,), pitems_t=pitems_t, pbeg_t=pbeg_t, ptiles_t=ptiles_t):

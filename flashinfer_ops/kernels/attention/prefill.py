@@ -353,7 +353,8 @@ def prefill_kernel(
     single, single_qo_len, single_kv_len, page_size, page_shift, group, kv_start_mul,
     mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
     write_lse, fp8_exp, fp8_man, fp8_bias,
-    k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, n_work, n_kv_heads,
+    k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
+    n_work, n_kv_heads, queue_ptr,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
@@ -379,28 +380,28 @@ def prefill_kernel(
     too. Without TMA the descriptor arguments are unused placeholders.
 
     Grid: (work rows, kv heads), one item each; or, PERSISTENT, (P, 1) with P programs taking
-    turns over all n_work * n_kv_heads (item, kv head) pairs (n_work: rows of the work list,
-    n_kv_heads: H_kv; both unused otherwise). On the H100 a persistent grid of two programs an SM
-    ran ragged causal (16, 1024) 6.9% faster than the 2-D grid (NOTES.md)."""
+    the n_work * n_kv_heads (item, kv head) pairs (n_work: rows of the work list, n_kv_heads: H_kv)
+    from the int32 counter at queue_ptr (zero at launch); all three unused otherwise."""
     if PERSISTENT:
-        # persistent grid: the (item, kv head) pairs in the order the 2-D grid would dispatch them
-        # (kv head outer, the schedule's most-expensive-first order inner), dealt to the programs
-        # round by round, reversed every other round so each program's share of the costly items
-        # evens out; K / V tiles then stream through one program's loops without a relaunch
-        n_prog = tl.num_programs(0)
+        # persistent grid: programs take the (item, kv head) pairs from a queue counter in the
+        # order the 2-D grid would dispatch them (kv head outer, the schedule's most-expensive-first
+        # order inner), the next one as soon as they start the current one (its atomic's latency
+        # hides behind the item). Dealing them out statically (round by round, every other round
+        # reversed) measured 10-45% slower: a program's share must follow its actual finish times.
         total = n_work * n_kv_heads
-        for r in range(0, tl.cdiv(total, n_prog)):
-            slot = r * n_prog + tl.where(r % 2 == 0, tl.program_id(0), n_prog - 1 - tl.program_id(0))
-            if slot < total:
-                _prefill_item(slot % n_work, slot // n_work, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
-                              mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
-                              stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len,
-                              single_kv_len, page_size, page_shift, group, kv_start_mul, mask_mode, window_left,
-                              sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
-                              write_lse, fp8_exp, fp8_man, fp8_bias, k_desc, v_desc, k_rows_per_head, k_cols_per_head,
-                              v_rows_per_head, v_cols_per_head, HEAD_DIM_QK, HEAD_DIM_VO, PAGED, KV_FP8, EXTRA,
-                              BLOCK_M, BLOCK_N, BLOCK_DQK, BLOCK_DVO, PREFETCH_PAGES, PAGE_POW2, SHARED_ROWS, TMA,
-                              DIAG_IN_LOOP)
+        slot = tl.atomic_add(queue_ptr, 1)
+        while slot < total:
+            next_slot = tl.atomic_add(queue_ptr, 1)
+            _prefill_item(slot % n_work, slot // n_work, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
+                          mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
+                          stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len,
+                          single_kv_len, page_size, page_shift, group, kv_start_mul, mask_mode, window_left,
+                          sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
+                          write_lse, fp8_exp, fp8_man, fp8_bias, k_desc, v_desc, k_rows_per_head, k_cols_per_head,
+                          v_rows_per_head, v_cols_per_head, HEAD_DIM_QK, HEAD_DIM_VO, PAGED, KV_FP8, EXTRA,
+                          BLOCK_M, BLOCK_N, BLOCK_DQK, BLOCK_DVO, PREFETCH_PAGES, PAGE_POW2, SHARED_ROWS, TMA,
+                          DIAG_IN_LOOP)
+            slot = next_slot
     else:
         _prefill_item(tl.program_id(0), tl.program_id(1), q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
                       mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,

@@ -135,9 +135,15 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
             return
         if work is None:
             work = _dummy(dev, torch.int32)
-        # persistent: at most `persist` programs sharing the n_programs x h_kv (item, kv head) pairs
-        grid = (min(persist, n_programs * h_kv), 1) if persist else (n_programs, h_kv)
-        run(grid, *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs, h_kv)
+        if persist:
+            # at most `persist` programs taking the n_programs x h_kv (item, kv head) pairs from a
+            # fresh queue counter (one per launch: staged groups may run two launches at once)
+            queue = torch.zeros(1, dtype=torch.int32, device=dev)
+            run((min(persist, n_programs * h_kv), 1), *head, work, kv_indices if kv_indices is not None else work,
+                *tail, n_programs, h_kv, queue)
+        else:
+            run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs,
+                h_kv, work)
     return go
 
 
@@ -488,7 +494,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
                 "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32",
                 "k_desc": f"*{kv}", "v_desc": f"*{kv}", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
-                "v_rows_per_head": "i32", "v_cols_per_head": "i32", "n_work": "i32", "n_kv_heads": "i32"})
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32", "n_work": "i32", "n_kv_heads": "i32",
+                "queue_ptr": "*i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
               "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP", "PERSISTENT"):
         sig[n] = "constexpr"
