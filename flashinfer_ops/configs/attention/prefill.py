@@ -40,8 +40,9 @@ _TABLE = {
         (64, 64): _cfg(128, 64, 4, 3),
         # H100 run s2r2 (ragged causal bf16 32/8 heads): 64x64 4 warps 474 / 443 / 297 TFLOP/s at
         # (1, 8192) / (4, 4096) / (16, 1024) vs 128x64 8 warps 463 / 408 / 275. Two programs an SM
-        # fit (114.7 KB of shared memory, 210 registers): the persistent grid's size (PERSISTENT_NOTE).
-        (128, 128): _cfg(64, 64, 4, 3, persistent=2),
+        # fit (114.7 KB of shared memory; 210 registers, 255 persistent): FLASHINFER_PREFILL_PERSISTENT=2
+        # runs the persistent grid, off by default until the queue form is timed (PERSISTENT_NOTE).
+        (128, 128): _cfg(64, 64, 4, 3),
         (256, 256): _cfg(64, 64, 4, 2),
         (192, 128): _cfg(64, 64, 4, 2),
     },
@@ -192,7 +193,9 @@ def diag_in_loop(tma: bool) -> bool:
 # 32/8 heads D128, 64x64 tiles): a lean kernel looping over items on 264 programs (two an SM) ran
 # 380.8 us at (16, 1024) against 404.4 us for the same kernel one item a program (main's 2-D grid:
 # 407.1), and within 1% at (4, 4096) / (1, 8192): at short sequences a program's fixed cost (its
-# launch, Q load and pipeline fill) weighs on ~8.5 tiles of work.
+# launch, Q load and pipeline fill) weighs on ~8.5 tiles of work. Dealing the items out statically
+# (rounds of P, every other one reversed) lost 10-45% (H200, same script), so prefill_kernel takes
+# them from a queue counter in dispatch order: that form is not timed yet, hence off by default.
 def persistent_programs(cfg: PrefillConfig, tma: bool, n_sms: int) -> int:
     """Programs of a persistent prefill grid for a launch with config `cfg` (0: the 2-D grid). By
     default only on the descriptor path (tma) where the table sets persistent_per_sm;
