@@ -2,12 +2,14 @@
 software-pipelined loop per program, so the next item's first K / V tiles are in flight while the
 current item finishes) beat the one-item-a-program grid at short causal sequences?
 
-A stand-alone lean kernel (dense NHD K / V through tensor descriptors, causal, GQA rows packed as
+Stand-alone lean kernels (dense NHD K / V through tensor descriptors, causal, GQA rows packed as
 prefill_kernel packs them, no other features) timed against the ragged wrapper's run() on the same
-inputs, plus the same kernel launched one item a program (the control: same code, no
-persistence). Outputs are compared with the wrapper's.
+inputs: nested loops (items, then their tiles), one flat loop over a program's tiles (tile words
+loaded per tile), and flat2 (coordinates carried in registers); each on 2 programs an SM with the
+items assigned by a finish-time heap or dealt statically ("snake"), and one item a program (the
+control: same code, no persistence). Outputs are compared with the wrapper's.
 
-    python scripts/persistent_ab.py [--shapes 16x1024,4x4096,1x8192] [--stages 2,3]
+    python scripts/persistent_ab.py [--shapes 16x1024,4x4096,1x8192] [--stages 3] [--nested-only]
 """
 from __future__ import annotations
 
@@ -27,17 +29,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 HQ, HKV, D = 32, 8, 128
 LOG2E = 1.4426950408889634
 
-FIRST, LAST, DIAG, NEXT_FIRST = 1, 2, 4, 8
+FIRST, LAST, DIAG = 1, 2, 4
 
 
 @triton.jit
 def flat_prefill_kernel(q_ptr, o_ptr, tiles_ptr, prog_ptr, items_ptr, k_desc, v_desc,
                         stride_qn, stride_qh, stride_on, stride_oh, group, qk_scale,
-                        D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, QNEXT: tl.constexpr):
+                        D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Program p runs tiles [prog[p], prog[p + 1]) of the flat tile list: tile t = (K / V row,
     column, flags | start_n << 8, item). An item's first tile loads its Q rows and resets the
-    softmax state, its last tile writes O. QNEXT: the tile before an item's first loads that
-    item's Q (one tile ahead, so the load's latency hides behind a tile of work)."""
+    softmax state, its last tile writes O."""
     pid = tl.program_id(0)
     t_beg = tl.load(prog_ptr + pid)
     t_end = tl.load(prog_ptr + pid + 1)
@@ -48,18 +49,6 @@ def flat_prefill_kernel(q_ptr, o_ptr, tiles_ptr, prog_ptr, items_ptr, k_desc, v_
     acc = tl.zeros([BLOCK_M, D], dtype=tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    if QNEXT:
-        # the program's first item has no tile before it: its Q is loaded here
-        e0 = tiles_ptr + t_beg * 8
-        z_m = tl.load(e0 + 4) + offs_b
-        z_qi = z_m // group
-        z_hq = tl.load(e0 + 6) * group + z_m % group
-        z_ok = z_qi < tl.where(t_beg < t_end, tl.load(e0 + 5), 0)
-        z_rows = (tl.load(e0 + 3) + z_qi).to(tl.int64) * stride_qn \
-            + z_hq.to(tl.int64) * stride_qh
-        q_next = tl.load(q_ptr + z_rows[:, None] + offs_d[None, :], mask=z_ok[:, None], other=0)
-    else:
-        q_next = q
     # tile words: K / V row, column, flags | start_n << 8, qo row of the item's query 0
     # (qo_start), tile_row0, qo_len, kv head, kv_len - qo_len. The first three are loaded one
     # tile ahead (loop-carried), so the K / V copies' coordinates do not wait on a load.
@@ -77,23 +66,11 @@ def flat_prefill_kernel(q_ptr, o_ptr, tiles_ptr, prog_ptr, items_ptr, k_desc, v_
         flags_n = tl.load(e + 10)
         first = (flags & 1) != 0
         if first:
-            if QNEXT:
-                q = q_next
-            else:
-                qm = tl.load(e + 4) + offs_b
-                qi = qm // group
-                hq = tl.load(e + 6) * group + qm % group
-                q_rows = (tl.load(e + 3) + qi).to(tl.int64) * stride_qn + hq.to(tl.int64) * stride_qh
-                q = tl.load(q_ptr + q_rows[:, None] + offs_d[None, :], mask=(qi < tl.load(e + 5))[:, None], other=0)
-        if QNEXT:
-            if (flags & 8) != 0:
-                en = e + 8
-                nm = tl.load(en + 4) + offs_b
-                nqi = nm // group
-                nhq = tl.load(en + 6) * group + nm % group
-                n_rows = (tl.load(en + 3) + nqi).to(tl.int64) * stride_qn + nhq.to(tl.int64) * stride_qh
-                q_next = tl.load(q_ptr + n_rows[:, None] + offs_d[None, :], mask=(nqi < tl.load(en + 5))[:, None],
-                                 other=0)
+            qm = tl.load(e + 4) + offs_b
+            qi = qm // group
+            hq = tl.load(e + 6) * group + qm % group
+            q_rows = (tl.load(e + 3) + qi).to(tl.int64) * stride_qn + hq.to(tl.int64) * stride_qh
+            q = tl.load(q_ptr + q_rows[:, None] + offs_d[None, :], mask=(qi < tl.load(e + 5))[:, None], other=0)
         # a new item: the running max restarts, so alpha below is 0 and the old acc drops out
         m_i = tl.where(first, float("-inf"), m_i)
         l_i = tl.where(first, 0.0, l_i)
@@ -255,9 +232,12 @@ def nested_schedule(items, owned, n_t, diag_from, d):
 
 def flat_schedule(work: np.ndarray, n_programs: int, block_m: int, block_n: int, group: int, d: int,
                   assign: str = "heap"):
-    """(tiles int32 [T, 8] (flat_prefill_kernel's tile words), prog int32 [P + 1], items int32 [n, 8]) for the ragged
-    schedule `work` (build_work rows, most expensive first) over all kv heads, assigned in the
-    order the 2-D grid dispatches (kv head outer, items inner) to the program that frees first."""
+    """(tiles int32 [T + 1, 8] (flat_prefill_kernel's tile words, a zero row last), prog int32
+    [P + 1], items int32 [n, 8], owned (each program's item indices), n_t / diag_from (each item's
+    tile count and first diagonal column)) for the ragged schedule `work` (build_work rows, most
+    expensive first) over all kv heads, taken in the order the 2-D grid dispatches (kv head outer,
+    items inner). assign "heap": each to the program that frees first (LPT on tile count + 1);
+    "snake": dealt in rounds of P, every other round reversed."""
     n_w = work.shape[0]
     items = np.repeat(work[None], HKV, axis=0).reshape(HKV * n_w, -1).copy()
     items[:, 6] = np.repeat(np.arange(HKV, dtype=np.int32), n_w)
@@ -280,14 +260,11 @@ def flat_schedule(work: np.ndarray, n_programs: int, block_m: int, block_n: int,
         heapq.heappush(heap, (f + float(n_t[it]) + 1.0, p))
     rows, prog = [], [0]
     for p in range(n_programs):
-        for j, it in enumerate(owned[p]):
+        for it in owned[p]:
             n = int(n_t[it])
-            nxt = owned[p][j + 1] if j + 1 < len(owned[p]) else -1
             for c in range(n):
                 start = c * block_n
                 fl = (FIRST if c == 0 else 0) | (LAST if c == n - 1 else 0) | (DIAG if start >= diag_from[it] else 0)
-                if c == n - 1 and nxt >= 0:
-                    fl |= NEXT_FIRST
                 rows.append((kv_start[it] + start, int(items[it, 6]) * d, fl | (start << 8), items[it, 1],
                              row0[it], qo_len[it], items[it, 6], off[it]))
         prog.append(len(rows))
@@ -303,7 +280,8 @@ def main() -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="16x1024,4x4096,1x8192")
-    ap.add_argument("--stages", default="2,3")
+    ap.add_argument("--stages", type=int, default=3)
+    ap.add_argument("--nested-only", action="store_true", help="time only the nested kernel")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     a = ap.parse_args()
     torch.manual_seed(0)
@@ -327,61 +305,28 @@ def main() -> int:
         work = build_work(np.arange(0, n + 1, l), [l] * b, list(range(0, n, l)), [0] * b, group, bm, True)
         kd = TensorDescriptor(k, [n, HKV * D], [HKV * D, 1], [bn, D])
         vd = TensorDescriptor(v, [n, HKV * D], [HKV * D, 1], [bn, D])
-        for label, n_prog in (("persistent", 2 * sms), ("snake", 2 * sms)):
-            tiles, prog, items, owned, n_t, diag_from = flat_schedule(work, n_prog or HKV * work.shape[0], bm, bn, group, D,
-                                                                      assign="snake" if label == "snake" else "heap")
-            # programs whose first item has no tile before it load its Q at the first tile
-            tiles_t = torch.from_numpy(tiles).cuda()
-            prog_t = torch.from_numpy(prog).cuda()
-            items_t = torch.from_numpy(items).cuda()
+        launch = dict(D=D, BLOCK_M=bm, BLOCK_N=bn, num_warps=4, num_stages=a.stages)
+        common = (kd, vd, q.stride(0), q.stride(1), q.stride(0), q.stride(1), group, D ** -0.5 * LOG2E)
+        for label, n_prog, assign in (("heap", 2 * sms, "heap"), ("snake", 2 * sms, "snake"),
+                                      ("one_item", HKV * work.shape[0], "heap")):
+            tiles, prog, items, owned, n_t, diag_from = flat_schedule(work, n_prog, bm, bn, group, D, assign)
+            tiles_t, prog_t, items_t = (torch.from_numpy(x).cuda() for x in (tiles, prog, items))
             pitems, pbeg, ptiles = nested_schedule(items, owned, n_t, diag_from, D)
             pitems_t, pbeg_t, ptiles_t = (torch.from_numpy(x).cuda() for x in (pitems, pbeg, ptiles))
-            for st in (int(x) for x in a.stages.split(",")):
+            grid = (n_prog,)
+            kernels = {"nested": lambda o: nested_prefill_kernel[grid](q, o, pitems_t, pbeg_t, *common, **launch)}
+            if not a.nested_only:
+                kernels["flat2"] = lambda o: flat2_prefill_kernel[grid](q, o, pitems_t, pbeg_t, ptiles_t, *common,
+                                                                        **launch)
+                kernels["flat"] = lambda o: flat_prefill_kernel[grid](q, o, tiles_t, prog_t, items_t, *common,
+                                                                      **launch)
+            for kname, kern in kernels.items():
                 o = torch.full_like(q, float("nan"))
-
-                def go_nested(o=o, st=st, grid=(pbeg.shape[0] - 1,), pitems_t=pitems_t, pbeg_t=pbeg_t):
-                    nested_prefill_kernel[grid](q, o, pitems_t, pbeg_t, kd, vd, q.stride(0), q.stride(1), o.stride(0),
-                                                o.stride(1), group, D ** -0.5 * LOG2E, D=D, BLOCK_M=bm, BLOCK_N=bn,
-                                                num_warps=4, num_stages=st)
-                go_nested()
+                kern(o)
                 torch.cuda.synchronize()
-                us = time_device_us([go_nested], warmup=3, reps=20)
-                row[f"nested_{label}_s{st}"] = {"us": round(us, 1), "max_err": (o.float() - ref.float()).abs().max().item(),
-                                                "x_main": round(us_main / us, 3)}
-                if os.environ.get("AB_NESTED_ONLY"):
-                    continue
-                o = torch.full_like(q, float("nan"))
-
-                def go_flat2(o=o, st=st, grid=(pbeg.shape[0] - 1,), pitems_t=pitems_t, pbeg_t=pbeg_t, ptiles_t=ptiles_t):
-                    flat2_prefill_kernel[grid](q, o, pitems_t, pbeg_t, ptiles_t, kd, vd, q.stride(0), q.stride(1),
-                                               o.stride(0), o.stride(1), group, D ** -0.5 * LOG2E, D=D, BLOCK_M=bm,
-                                               BLOCK_N=bn, num_warps=4, num_stages=st)
-                go_flat2()
-                torch.cuda.synchronize()
-                us = time_device_us([go_flat2], warmup=3, reps=20)
-                row[f"flat2_{label}_s{st}"] = {"us": round(us, 1), "max_err": (o.float() - ref.float()).abs().max().item(),
-                                               "x_main": round(us_main / us, 3)}
-                for qnext in (False,):
-                    if qnext and label == "one_item":
-                        continue
-                    o = torch.full_like(q, float("nan"))
-                    grid = (prog.shape[0] - 1,)
-
-                    def go(o=o, st=st, qnext=qnext, tiles_t=tiles_t, prog_t=prog_t, items_t=items_t, grid=grid):
-                        flat_prefill_kernel[grid](q, o, tiles_t, prog_t, items_t, kd, vd, q.stride(0), q.stride(1),
-                                                  o.stride(0), o.stride(1), group, D ** -0.5 * LOG2E, D=D,
-                                                  BLOCK_M=bm, BLOCK_N=bn, QNEXT=qnext, num_warps=4, num_stages=st)
-                    try:
-                        go()
-                        torch.cuda.synchronize()
-                        err = (o.float() - ref.float()).abs().max().item()
-                        us = time_device_us([go], warmup=3, reps=20)
-                    except Exception as ex:  # noqa: BLE001
-                        row[f"{label}_s{st}_q{int(qnext)}"] = f"error {type(ex).__name__}: {str(ex)[:200]}"
-                        continue
-                    row[f"{label}_s{st}_q{int(qnext)}"] = {"us": round(us, 1), "max_err": err,
-                                                           "x_main": round(us_main / us, 3),
-                                                           "tflops": round(flops / us / 1e6, 1)}
+                us = time_device_us([lambda: kern(o)], warmup=3, reps=20)
+                row[f"{kname}_{label}"] = {"us": round(us, 1), "max_err": (o.float() - ref.float()).abs().max().item(),
+                                           "x_main": round(us_main / us, 3), "tflops": round(flops / us / 1e6, 1)}
         print(json.dumps(row), flush=True)
         results.append(row)
     with open(os.path.join(a.out, "persistent_ab.json"), "w") as f:

@@ -304,7 +304,7 @@ def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
 @pytest.mark.parametrize("per_sm", [1, 3])
 @pytest.mark.parametrize("case", ["ragged", "ragged_custom", "paged", "staged", "staged_groups"])
 def test_persistent_grid(monkeypatch, case, per_sm):
-    """PERSISTENT forced on every path (the sm90 descriptor path's default): a grid of per_sm * 4
+    """PERSISTENT forced on every path (opt-in on the sm90 descriptor path): a grid of per_sm * 4
     programs (the interpreter's SM count) deals out every (item, kv head) pair, fewer programs than
     pairs and more, with empty requests, windows, custom masks and poisoned outputs (a pair no
     program takes leaves NaN)."""
