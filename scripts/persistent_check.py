@@ -1,8 +1,13 @@
-"""A/B of prefill_kernel's persistent grid against the 2-D grid, in one process: the benchmark's
-ragged and paged (page 16, staged) cases at the issue-3 shapes, FLASHINFER_PREFILL_PERSISTENT=0
-vs =2, alternated twice.
+"""A/B of prefill launch forms in one process on the benchmark's ragged and paged (page 16,
+staged) cases at the issue-3 shapes. Each setting "P:D:G" sets FLASHINFER_PREFILL_PERSISTENT=P
+(programs an SM of a persistent dense grid; 0: the 2-D grid), FLASHINFER_PREFILL_STAGE_PDL=D
+(the dense launch a programmatic dependent of the staged copy; one group only) and
+FLASHINFER_PREFILL_STAGE_GROUPS=G (request groups on streams). D and G only matter for paged; G
+is read at plan(), so each setting plans its own case. (Session 13's call 3 ran G = 3 / 4 as a
+since-removed split: a first share, then the rest's copy beside its attention; NOTES.md.) Settings are timed in turn, twice over, and
+the outputs checked against the first setting's at (16, 1024).
 
-    python scripts/persistent_check.py
+    python scripts/persistent_check.py [P:D:G ...]      (default: 0:0:1 0:1:1 2:0:1)
 """
 import json
 import os
@@ -14,39 +19,69 @@ from benchmarks.attention_prefill import SHAPES, _paged_case, _ragged_case  # no
 from benchmarks.common import time_device_us  # noqa: E402
 
 
-def _same_output():
-    """max |default - 2-D grid| of ragged and staged paged run() outputs at (16, 1024)."""
+def _set(setting):
+    p, d, g = setting.split(":")
+    os.environ["FLASHINFER_PREFILL_PERSISTENT"] = p
+    os.environ["FLASHINFER_PREFILL_STAGE_PDL"] = d
+    os.environ["FLASHINFER_PREFILL_STAGE_GROUPS"] = g
+
+
+def _same_output(settings):
+    """Per setting: max |ragged - first setting's ragged|, max |staged paged - ragged| (the paged
+    cache holds the same K / V in shuffled pages), NaN anywhere, and the ragged output's max error
+    on request 0 against float32 SDPA, at (16, 1024)."""
     import torch
     import flashinfer
 
     torch.manual_seed(0)
-    b, l, hq, hk, d = 16, 1024, 32, 8, 128
+    b, l, hq, hk, d, page = 16, 1024, 32, 8, 128, 16
     ind = torch.arange(0, (b + 1) * l, l, dtype=torch.int32)
     q = torch.randn(b * l, hq, d, device="cuda", dtype=torch.bfloat16)
     k, v = (torch.randn(b * l, hk, d, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-    w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(torch.empty(1 << 20, dtype=torch.uint8, device="cuda"))
-    w.plan(ind, ind, hq, hk, d, causal=True, q_data_type=torch.bfloat16)
-    outs = []
-    for setting in ("0", "2"):
-        os.environ["FLASHINFER_PREFILL_PERSISTENT"] = setting
-        outs.append(w.run(q, k, v))
+    n_pages = b * l // page
+    perm = torch.randperm(n_pages)
+    kc = torch.empty(n_pages, page, hk, d, device="cuda", dtype=torch.bfloat16)
+    vc = torch.empty_like(kc)
+    kc[perm] = k.view(n_pages, page, hk, d)
+    vc[perm] = v.view(n_pages, page, hk, d)
     ref = torch.nn.functional.scaled_dot_product_attention(
         q[:l].transpose(0, 1).float(), k[:l].transpose(0, 1).float(), v[:l].transpose(0, 1).float(),
         is_causal=True, enable_gqa=True).transpose(0, 1)
-    return {"max_diff_persistent_vs_2d": (outs[0].float() - outs[1].float()).abs().max().item(),
-            "nan": bool(outs[1].isnan().any()), "max_err_req0": (outs[1][:l].float() - ref).abs().max().item()}
+    res, first = {}, None
+    for s in settings:
+        _set(s)
+        rag = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(torch.empty(1 << 20, dtype=torch.uint8, device="cuda"))
+        rag.plan(ind, ind, hq, hk, d, causal=True, q_data_type=torch.bfloat16)
+        pag = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(256 << 20, dtype=torch.uint8, device="cuda"))
+        pag.plan(ind, torch.arange(0, n_pages + 1, l // page, dtype=torch.int32), perm.to(torch.int32),
+                 torch.full((b,), page, dtype=torch.int32), hq, hk, d, page, causal=True, q_data_type=torch.bfloat16)
+        r = rag.run(q, k, v)
+        p = torch.full_like(q, float("nan"))
+        pag.run(q, (kc, vc), out=p)
+        first = r if first is None else first
+        res[s] = {"ragged_vs_first": (r.float() - first.float()).abs().max().item(),
+                  "paged_vs_ragged": (p.float() - r.float()).abs().max().item(),
+                  "nan": bool(r.isnan().any() or p.isnan().any()),
+                  "ragged_err_req0": (r[:l].float() - ref).abs().max().item(),
+                  "paged_groups": tuple(pag._work.shape[:-2]) if pag._work is not None else None}
+    return res
 
 
 def main():
-    print(json.dumps(_same_output()), flush=True)
+    settings = sys.argv[1:] or ["0:0:1", "0:1:1", "2:0:1"]
+    print(json.dumps(_same_output(settings)), flush=True)
     for b, l in SHAPES[::-1]:
         for name, make in (("ragged", _ragged_case), ("paged_p16", _paged_case)):
-            _, fns = make(b, l, 2)
+            own = [s for s in settings if name == "paged_p16" or s.endswith(":0:1") or s == settings[0]]
+            fns = {}
+            for s in own:
+                _set(s)
+                fns[s] = make(b, l, 2)[1]
             row = {"shape": f"{b}x{l}", "case": name}
             for rep in range(2):
-                for setting, key in (("0", "off"), ("2", "persistent")):
-                    os.environ["FLASHINFER_PREFILL_PERSISTENT"] = setting
-                    row[f"{key}_{rep}"] = round(time_device_us(fns, warmup=3, reps=20), 1)
+                for s in own:
+                    _set(s)
+                    row[f"{s}_{rep}"] = round(time_device_us(fns[s], warmup=3, reps=20), 1)
             print(json.dumps(row), flush=True)
 
 

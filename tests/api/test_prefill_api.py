@@ -382,6 +382,40 @@ def test_cuda_graph_replay_after_replan(staged, monkeypatch):
         w.plan(*table(qo3, kv2), hq, hk, d, page, causal=True)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("per_sm", [0, 2], ids=["grid2d", "persistent"])
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_staged_dependent_launch_matches_serial(per_sm, graph, monkeypatch):
+    """FLASHINFER_PREFILL_STAGE_PDL=1: the dense kernel starts as a programmatic dependent of the
+    staged copy and waits in-kernel for it; its output (into a NaN-poisoned buffer, eager and
+    replayed from a CUDA graph) equals the serial copy-then-dense launch's bit for bit and matches
+    the oracle. Odd lengths, so the copy's last chunks and the causal edge tiles are partial."""
+    page, hq, hk, d = 16, 8, 2, 128
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always")
+    monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT", str(per_sm))
+    qo, kv = [989, 19, 1, 300], [989, 99, 40, 301]
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16)
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(32 << 20, dtype=torch.uint8, device=DEV))
+    w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True, q_data_type=torch.bfloat16)
+    assert w._staging_bytes
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE_PDL", "0")
+    serial = w.run(q, cache)
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE_PDL", "1")
+    out = torch.full_like(q, float("nan"))
+    if graph:
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            w.run(q, cache, out=out)
+        out.fill_(float("nan"))
+        g.replay()
+    else:
+        w.run(q, cache, out=out)
+    torch.cuda.synchronize()
+    assert torch.equal(out, serial)
+    ro, _ = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
+    _close(out, ro, torch.bfloat16)
+
+
 def test_paged_wrapper_stages_long_prompts(monkeypatch):
     """plan() lends the workspace as K / V staging only for long prompts (each K / V row read >=
     STAGE_MIN_REUSE times) and when it fits; the result matches the oracle either way (on a GPU

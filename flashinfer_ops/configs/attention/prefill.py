@@ -41,7 +41,7 @@ _TABLE = {
         # H100 run s2r2 (ragged causal bf16 32/8 heads): 64x64 4 warps 474 / 443 / 297 TFLOP/s at
         # (1, 8192) / (4, 4096) / (16, 1024) vs 128x64 8 warps 463 / 408 / 275. Two programs an SM
         # fit (114.7 KB of shared memory; 210 registers, 255 persistent): FLASHINFER_PREFILL_PERSISTENT=2
-        # runs the persistent grid, off by default until the queue form is timed (PERSISTENT_NOTE).
+        # runs the persistent grid, off by default: measured slower (PERSISTENT_NOTE).
         (128, 128): _cfg(64, 64, 4, 3),
         (256, 256): _cfg(64, 64, 4, 2),
         (192, 128): _cfg(64, 64, 4, 2),
@@ -173,6 +173,19 @@ def stage_groups() -> int:
     return max(1, int(env)) if env else STAGE_GROUPS
 
 
+def stage_pdl(family: str) -> bool:
+    """A one-group staged paged prefill may launch the dense kernel as a programmatic dependent of
+    the copy (NVIDIA: the copy's programs call griddepcontrol.launch_dependents first, the dense
+    programs griddepcontrol.wait before their first K / V read), so the dense launch and program
+    start-up overlap the copy's tail instead of following it. H100, 2026-12-07 session 13
+    (`python scripts/persistent_check.py`, bf16 32/8 heads D128, page 16, two passes in one
+    process, call 1 then call 3): (1, 8192) 1172 / 1211 -> 1137 / 1142 us, then 1138 / 1117 ->
+    1139 / 1114; (4, 4096) 1219 / 1248 -> 1190 / 1230, then 1237 / 1204 -> 1254 / 1253; (16, 1024)
+    454 / 449 -> 446 / 448, then 449 / 443 -> 448 / 441: within the run-to-run spread, so off by
+    default. FLASHINFER_PREFILL_STAGE_PDL=1 turns it on (sm90 only: AMD has no such launch)."""
+    return family == "sm90" and os.environ.get("FLASHINFER_PREFILL_STAGE_PDL", "0") == "1"
+
+
 def stage_min_reuse() -> int:
     """How many times the schedule must read each K / V row for plan() to stage (STAGE_MIN_REUSE;
     0 with FLASHINFER_PREFILL_STAGE=always, for measuring where staging starts to pay)."""
@@ -195,7 +208,11 @@ def diag_in_loop(tma: bool) -> bool:
 # 407.1), and within 1% at (4, 4096) / (1, 8192): at short sequences a program's fixed cost (its
 # launch, Q load and pipeline fill) weighs on ~8.5 tiles of work. Dealing the items out statically
 # (rounds of P, every other one reversed) lost 10-45% (H200, same script), so prefill_kernel takes
-# them from a queue counter in dispatch order: that form is not timed yet, hence off by default.
+# them from a queue counter in dispatch order. Timed in session 13 (H100, `python
+# scripts/persistent_check.py`, two programs an SM): 5-10% SLOWER at every shape, ragged 407.5 ->
+# 429.4 us at (16, 1024), 1133 -> 1224 at (4, 4096), 1092 -> 1203 at (1, 8192); the loss at the long
+# shapes, where a program's fixed cost does not count, says the item loop costs the inner loop
+# itself (255 registers against 210). Off by default; kept for A/B runs.
 def persistent_programs(cfg: PrefillConfig, tma: bool, n_sms: int) -> int:
     """Programs of a persistent prefill grid for a launch with config `cfg` (0: the 2-D grid). By
     default only on the descriptor path (tma) where the table sets persistent_per_sm;

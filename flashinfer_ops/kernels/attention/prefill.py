@@ -27,6 +27,7 @@ sm90 cannot compute with the FNUZ types). NaN / inf encodings are not special-ca
 """
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 WORK_WORDS = 8
 LOG2E = 1.4426950408889634
@@ -360,6 +361,7 @@ def prefill_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
     TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False, PERSISTENT: tl.constexpr = False,
+    PDL_WAIT: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
     iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
@@ -381,7 +383,13 @@ def prefill_kernel(
 
     Grid: (work rows, kv heads), one item each; or, PERSISTENT, (P, 1) with P programs taking
     the n_work * n_kv_heads (item, kv head) pairs (n_work: rows of the work list, n_kv_heads: H_kv)
-    from the int32 counter at queue_ptr (zero at launch); all three unused otherwise."""
+    from the int32 counter at queue_ptr (zero at launch); all three unused otherwise.
+
+    PDL_WAIT (NVIDIA only): the launch is a programmatic dependent of the kernel before it on the
+    stream (the staged copy, stage_paged_kv_kernel PDL_SIGNAL): programs may start while that
+    kernel still runs and wait here for its completion (and its writes) before any read of K / V."""
+    if PDL_WAIT:
+        gdc_wait()
     if PERSISTENT:
         # persistent grid: programs take the (item, kv head) pairs from a queue counter in the
         # order the 2-D grid would dispatch them (kv head outer, the schedule's most-expensive-first
@@ -419,7 +427,7 @@ def stage_paged_kv_kernel(
     stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
     page_size, page_shift, group, block_m,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
-    ROWS: tl.constexpr, PAGE_POW2: tl.constexpr,
+    ROWS: tl.constexpr, PAGE_POW2: tl.constexpr, PDL_SIGNAL: tl.constexpr = False,
 ):
     """Copy the paged K / V rows of every scheduled request into contiguous NHD staging buffers, so
     the dense prefill kernel (whole-tile descriptor copies, no per-row page-table arithmetic) can
@@ -428,7 +436,10 @@ def stage_paged_kv_kernel(
     contiguous). Program (w, kvh) takes the prefill schedule's item w: the request's T tiles
     (cdiv(qo_len * group, block_m)) split its kv_len tokens into T even shares of ROWS-row chunks,
     and this item copies share tile_row0 // block_m for kv head kvh. Unused slots (qo_len 0) and
-    requests without queries copy nothing."""
+    requests without queries copy nothing. PDL_SIGNAL (NVIDIA only): let the dependent dense launch
+    (prefill_kernel PDL_WAIT) start now; it waits for this grid's completion before reading."""
+    if PDL_SIGNAL:
+        gdc_launch_dependents()
     pid = tl.program_id(0)
     kvh = tl.program_id(1)
     wp = work_ptr + pid * 8

@@ -11,7 +11,7 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_programs, prefetch_pages,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_programs, prefetch_pages, stage_pdl,
     prefill_config, shared_rows, tma_enabled,
 )
 from ...fake.attention import prefill as contract
@@ -69,17 +69,20 @@ def _launch(out, lse, q, k, v, work, kv_indices, mask, *, n_programs, **kw):
     _prefill_launcher(out, lse, q, k, v, kv_indices, mask, **kw)(work, n_programs)
 
 
-def _no_launch(work, n_programs):
+def _no_launch(work, n_programs, queue=None):
     return None
 
 
 def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_len, kv_len, page_size,
                       k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1):
+                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1, pdl=False):
     """A function (work, n_programs) that launches prefill_kernel over that schedule (None: the
     single-request form) with everything else fixed here: config, strides, descriptors. Its
     second and later calls reuse the first call's compiled kernel (repeat_launcher), so several
-    slices of one schedule launch at a fraction of a launch's host cost."""
+    slices of one schedule launch at a fraction of a launch's host cost. pdl (NVIDIA): launch as a
+    programmatic dependent of the kernel launched just before on the stream (prefill_kernel
+    PDL_WAIT); go's `queue` then takes a persistent grid's counter zeroed before that kernel, since
+    a memset launched in between would break the dependency."""
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
@@ -128,9 +131,11 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
         TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), PERSISTENT=persist > 0, **cfg.launch.options(family),
     )
+    if pdl:
+        kwargs.update(PDL_WAIT=True, launch_pdl=True)
     run = repeat_launcher(prefill_kernel, **kwargs)
 
-    def go(work, n_programs):
+    def go(work, n_programs, queue=None):
         if n_programs == 0:
             return
         if work is None:
@@ -138,12 +143,14 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         if persist:
             # at most `persist` programs taking the n_programs x h_kv (item, kv head) pairs from a
             # fresh queue counter (one per launch: staged groups may run two launches at once)
-            queue = torch.zeros(1, dtype=torch.int32, device=dev)
+            if queue is None:
+                queue = torch.zeros(1, dtype=torch.int32, device=dev)
             run((min(persist, n_programs * h_kv), 1), *head, work, kv_indices if kv_indices is not None else work,
                 *tail, n_programs, h_kv, queue)
         else:
             run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs,
                 h_kv, work)
+    go.persistent = persist
     return go
 
 
@@ -280,10 +287,12 @@ def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block
             rope_theta=rope_theta, v_scale=v_scale, n_tok=k.shape[0] if kv_layout == 0 else k.shape[1])
 
 
-def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_strides, v_strides, page_size):
+def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_strides, v_strides, page_size,
+                    pdl=False):
     """(ks, vs, copy): the contiguous NHD views of `staging` the dense kernel reads, and a function
     copy(work) that launches stage_paged_kv_kernel over that schedule (later calls reuse the first
-    call's compiled kernel, as _prefill_launcher's do)."""
+    call's compiled kernel, as _prefill_launcher's do). pdl: the copy lets a programmatic dependent
+    launch (the dense kernel) start early (stage_paged_kv_kernel PDL_SIGNAL)."""
     h_kv = k_strides[3]
     d_qk, d_vo = k_cache.shape[3], v_cache.shape[3]
     rows = kv_indices.shape[0] * page_size
@@ -301,7 +310,7 @@ def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_str
     tail = (kv_indices, k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
             page_size, max(page_size, 1).bit_length() - 1, group, block_m)
     kwargs = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
-                  PAGE_POW2=page_pow2(page_size), **STAGE_LAUNCH.options(arch_family(k_cache.device)))
+                  PAGE_POW2=page_pow2(page_size), PDL_SIGNAL=pdl, **STAGE_LAUNCH.options(arch_family(k_cache.device)))
     run = repeat_launcher(stage_paged_kv_kernel, **kwargs)
 
     def copy(work):
@@ -370,11 +379,21 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
         groups = work if work.dim() == 3 else work.unsqueeze(0)
         if groups.shape[1] == 0 or q.shape[0] == 0:
             return
+        pdl = groups.shape[0] == 1 and q.device.type == "cuda" and stage_pdl(arch_family(q.device))
         ks, vs, copy = _stage_launcher(k_cache, v_cache, kv_indices, kv_staging, block_m, q.shape[1] // k_strides[3],
-                                       k_strides, v_strides, page_size)
+                                       k_strides, v_strides, page_size, pdl=pdl)
         attend = _prefill_launcher(out, lse, q, ks, vs, None, packed_custom_mask, paged=False, single=False, qo_len=0,
                                    kv_len=0, page_size=1, k_strides=_dense_strides(ks, 0),
-                                   v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size, **scal)
+                                   v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size,
+                                   pdl=pdl, **scal)
+        if pdl:
+            # copy and dense launch back to back: the dependency is on the kernel just before, so a
+            # persistent grid's queue counter is zeroed first
+            work = groups[0]
+            queue = torch.zeros(1, dtype=torch.int32, device=q.device) if getattr(attend, "persistent", 0) else None
+            copy(work)
+            attend(work, work.shape[0], queue)
+            return
         _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy, attend)
         return
     _check_block_m(q, block_m, out.shape[2], paged=True)
@@ -497,7 +516,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                 "v_rows_per_head": "i32", "v_cols_per_head": "i32", "n_work": "i32", "n_kv_heads": "i32",
                 "queue_ptr": "*i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
-              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP", "PERSISTENT"):
+              "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP", "PERSISTENT",
+              "PDL_WAIT"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -525,7 +545,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
                         PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
                         DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
-                        PERSISTENT=tma and cfg.persistent_per_sm > 0),  # as persistent_programs() by default
+                        PERSISTENT=tma and cfg.persistent_per_sm > 0,  # as persistent_programs() by default
+                        PDL_WAIT=False),  # dependent launches: sm90 staged path only (stage_pdl)
         options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
@@ -541,7 +562,7 @@ def _register_stage_variants():
                           "page_shift", "group", "block_m"):
                     sig[n] = "i32"
                 ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
-                          PAGE_POW2=pow2)
+                          PAGE_POW2=pow2, PDL_SIGNAL=False)  # PDL_SIGNAL: sm90 only (stage_pdl)
                 sig.update({n: "constexpr" for n in ce})
                 register_variant(KernelVariant(
                     kernel="attention.stage_paged_kv_kernel",
