@@ -301,14 +301,15 @@ def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
             test_single_prefill(qo, kv, 8, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16)
 
 
-@pytest.mark.parametrize("per_sm", [1, 3])
+@pytest.mark.parametrize("per_sm,claim", [(1, "before"), (3, "before"), (1, "after")])
 @pytest.mark.parametrize("case", ["ragged", "ragged_custom", "paged", "staged", "staged_groups"])
-def test_persistent_grid(monkeypatch, case, per_sm):
+def test_persistent_grid(monkeypatch, case, per_sm, claim):
     """PERSISTENT forced on every path (opt-in on the sm90 descriptor path): a grid of per_sm * 4
     programs (the interpreter's SM count) deals out every (item, kv head) pair, fewer programs than
-    pairs and more, with empty requests, windows, custom masks and poisoned outputs (a pair no
-    program takes leaves NaN)."""
+    pairs and more, claiming the next pair on starting the current one or after it, with empty
+    requests, windows, custom masks and poisoned outputs (a pair no program takes leaves NaN)."""
     monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT", str(per_sm))
+    monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT_CLAIM", claim)
     if case == "ragged":
         test_batch_prefill_ragged(5, shapes(300, 40), shapes(900, 70), 8, 2, 64, 64, "causal", "NHD",
                                   torch.float16, torch.float16, -1, 0)

@@ -210,9 +210,18 @@ def diag_in_loop(tma: bool) -> bool:
 # (rounds of P, every other one reversed) lost 10-45% (H200, same script), so prefill_kernel takes
 # them from a queue counter in dispatch order. Timed in session 13 (H100, `python
 # scripts/persistent_check.py`, two programs an SM): 5-10% SLOWER at every shape, ragged 407.5 ->
-# 429.4 us at (16, 1024), 1133 -> 1224 at (4, 4096), 1092 -> 1203 at (1, 8192); the loss at the long
-# shapes, where a program's fixed cost does not count, says the item loop costs the inner loop
-# itself (255 registers against 210). Off by default; kept for A/B runs.
+# 429.4 us at (16, 1024), 1133 -> 1224 at (4, 4096), 1092 -> 1203 at (1, 8192). Not the registers:
+# the faster stand-alone kernel also compiles to 255 (and spills 808 bytes). Likely the early claim:
+# each program claims its second pair as it starts its first, so the first P + P pairs are paired
+# statically, heaviest with heaviest, as the losing static deal did. FLASHINFER_PREFILL_PERSISTENT_CLAIM
+# =after claims on finishing instead (untimed). Off by default; kept for A/B runs.
+def persistent_claim_after() -> bool:
+    """A persistent prefill program claims its next (item, kv head) pair after finishing the current
+    one (prefill_kernel CLAIM_AFTER) with FLASHINFER_PREFILL_PERSISTENT_CLAIM=after; default: as it
+    starts the current one (PERSISTENT_NOTE)."""
+    return os.environ.get("FLASHINFER_PREFILL_PERSISTENT_CLAIM", "before") == "after"
+
+
 def persistent_programs(cfg: PrefillConfig, tma: bool, n_sms: int) -> int:
     """Programs of a persistent prefill grid for a launch with config `cfg` (0: the 2-D grid). By
     default only on the descriptor path (tma) where the table sets persistent_per_sm;

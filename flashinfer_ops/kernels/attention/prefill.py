@@ -361,7 +361,7 @@ def prefill_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
     TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False, PERSISTENT: tl.constexpr = False,
-    PDL_WAIT: tl.constexpr = False,
+    PDL_WAIT: tl.constexpr = False, CLAIM_AFTER: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
     iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
@@ -383,7 +383,10 @@ def prefill_kernel(
 
     Grid: (work rows, kv heads), one item each; or, PERSISTENT, (P, 1) with P programs taking
     the n_work * n_kv_heads (item, kv head) pairs (n_work: rows of the work list, n_kv_heads: H_kv)
-    from the int32 counter at queue_ptr (zero at launch); all three unused otherwise.
+    from the int32 counter at queue_ptr (zero at launch); all three unused otherwise. CLAIM_AFTER
+    (PERSISTENT): a program claims its next pair when it has finished the current one (greedy
+    list scheduling, as the 2-D grid's dispatch) instead of when it starts it (which hides the
+    atomic's latency but ties each program's second pair to its first from the outset).
 
     PDL_WAIT (NVIDIA only): the launch is a programmatic dependent of the kernel before it on the
     stream (the staged copy, stage_paged_kv_kernel PDL_SIGNAL): programs may start while that
@@ -399,7 +402,8 @@ def prefill_kernel(
         total = n_work * n_kv_heads
         slot = tl.atomic_add(queue_ptr, 1)
         while slot < total:
-            next_slot = tl.atomic_add(queue_ptr, 1)
+            if not CLAIM_AFTER:
+                next_slot = tl.atomic_add(queue_ptr, 1)
             _prefill_item(slot % n_work, slot // n_work, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
                           mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
                           stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len,
@@ -409,6 +413,8 @@ def prefill_kernel(
                           v_rows_per_head, v_cols_per_head, HEAD_DIM_QK, HEAD_DIM_VO, PAGED, KV_FP8, EXTRA,
                           BLOCK_M, BLOCK_N, BLOCK_DQK, BLOCK_DVO, PREFETCH_PAGES, PAGE_POW2, SHARED_ROWS, TMA,
                           DIAG_IN_LOOP)
+            if CLAIM_AFTER:
+                next_slot = tl.atomic_add(queue_ptr, 1)
             slot = next_slot
     else:
         _prefill_item(tl.program_id(0), tl.program_id(1), q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,

@@ -11,7 +11,7 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_programs, prefetch_pages, stage_pdl,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_claim_after, persistent_programs, prefetch_pages, stage_pdl,
     prefill_config, shared_rows, tma_enabled,
 )
 from ...fake.attention import prefill as contract
@@ -129,7 +129,8 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
-        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), PERSISTENT=persist > 0, **cfg.launch.options(family),
+        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), PERSISTENT=persist > 0,
+        CLAIM_AFTER=persist > 0 and persistent_claim_after(), **cfg.launch.options(family),
     )
     if pdl:
         kwargs.update(PDL_WAIT=True, launch_pdl=True)
@@ -517,7 +518,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                 "queue_ptr": "*i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
               "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP", "PERSISTENT",
-              "PDL_WAIT"):
+              "PDL_WAIT", "CLAIM_AFTER"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -546,7 +547,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                         PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
                         DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
                         PERSISTENT=tma and cfg.persistent_per_sm > 0,  # as persistent_programs() by default
-                        PDL_WAIT=False),  # dependent launches: sm90 staged path only (stage_pdl)
+                        PDL_WAIT=False,  # dependent launches: sm90 staged path only (stage_pdl)
+                        CLAIM_AFTER=False),
         options=options, min_occupancy=cfg.min_occupancy, families=families,
     ))
 
