@@ -5,8 +5,9 @@ the current one, FLASHINFER_PREFILL_PERSISTENT_CLAIM=after), FLASHINFER_PREFILL_
 (the dense launch a programmatic dependent of the staged copy; one group only) and
 FLASHINFER_PREFILL_STAGE_GROUPS=G (request groups on streams). D and G only matter for paged; G
 is read at plan(), so each setting plans its own case. (Session 13's call 3 ran G = 3 / 4 as a
-since-removed split: a first share, then the rest's copy beside its attention; NOTES.md.) Settings are timed in turn, twice over, and
-the outputs checked against the first setting's at (16, 1024).
+since-removed split: a first share, then the rest's copy beside its attention; NOTES.md.)
+Settings are timed in turn, twice over, and the outputs checked against the first setting's at
+(16, 1024).
 
     python scripts/persistent_check.py [P:D:G[:a] ...]      (default: 0:0:1 0:1:1 2:0:1 2:0:1:a)
 """

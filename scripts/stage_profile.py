@@ -38,9 +38,8 @@ def main():
     for b, l in SHAPES:
         for name, make in (("ragged", _ragged_case), ("paged_p16", _paged_case)):
             _, fns = make(b, l, 2)
-            print(json.dumps({"shape": f"{b}x{l}", "case": name, "rows": os.environ.get("FLASHINFER_PREFILL_STAGE_ROWS", "64"),
-                              "pdl": os.environ.get("FLASHINFER_PREFILL_STAGE_PDL", "default"), **_kernel_us(fns)}),
-                  flush=True)
+            env = {k: os.environ.get(f"FLASHINFER_PREFILL_{k.upper()}", "default") for k in ("stage_rows", "stage_pdl")}
+            print(json.dumps({"shape": f"{b}x{l}", "case": name, **env, **_kernel_us(fns)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_claim_after, persistent_programs, prefetch_pages, stage_pdl,
-    prefill_config, shared_rows, tma_enabled,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_claim_after,
+    persistent_programs, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
