@@ -25,14 +25,11 @@ class PrefillConfig:
     block_n: int
     launch: LaunchConfig
     min_occupancy: int = 1
-    # programs an SM of a persistent grid (prefill_kernel PERSISTENT) on the descriptor path; 0: the
-    # 2-D grid, one program an item
-    persistent_per_sm: int = 0
 
 
-def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1, persistent=0):
+def _cfg(bm, bn, warps, stages, wpe=0, nonk=0, occ=1):
     return PrefillConfig(bm, bn, LaunchConfig(num_warps=warps, num_stages=stages, waves_per_eu=wpe,
-                                              matrix_instr_nonkdim=nonk), occ, persistent)
+                                              matrix_instr_nonkdim=nonk), occ)
 
 
 _TABLE = {
@@ -222,14 +219,11 @@ def persistent_claim_after() -> bool:
     return os.environ.get("FLASHINFER_PREFILL_PERSISTENT_CLAIM", "before") == "after"
 
 
-def persistent_programs(cfg: PrefillConfig, tma: bool, n_sms: int) -> int:
-    """Programs of a persistent prefill grid for a launch with config `cfg` (0: the 2-D grid). By
-    default only on the descriptor path (tma) where the table sets persistent_per_sm;
-    FLASHINFER_PREFILL_PERSISTENT=k forces k programs an SM on every path (0: off; A/B runs and
-    the interpreter tests, where configs.sm_count answers 4)."""
-    env = os.environ.get("FLASHINFER_PREFILL_PERSISTENT")
-    per_sm = int(env) if env else (cfg.persistent_per_sm if tma else 0)
-    return max(per_sm, 0) * n_sms
+def persistent_programs(n_sms: int) -> int:
+    """Programs of a persistent prefill grid (0: the 2-D grid, the default everywhere: measured
+    slower, PERSISTENT_NOTE). FLASHINFER_PREFILL_PERSISTENT=k runs k programs an SM on every path
+    (A/B runs and the interpreter tests, where configs.sm_count answers 4)."""
+    return max(int(os.environ.get("FLASHINFER_PREFILL_PERSISTENT") or 0), 0) * n_sms
 
 
 def page_pow2(page_size: int) -> bool:

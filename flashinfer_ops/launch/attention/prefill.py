@@ -124,7 +124,7 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         write_lse, exp_bits, man_bits, bias,
         k_desc, v_desc, k_view[0], k_view[1], v_view[0], v_view[1])
     # the single-request form numbers its tiles by program id: always the 2-D grid
-    persist = 0 if single else persistent_programs(cfg, tma, sm_count(dev))
+    persist = 0 if single else persistent_programs(sm_count(dev))
     kwargs = dict(
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
@@ -546,7 +546,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                         BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
                         PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
                         DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
-                        PERSISTENT=tma and cfg.persistent_per_sm > 0,  # as persistent_programs() by default
+                        PERSISTENT=False,  # as persistent_programs() by default
                         PDL_WAIT=False,  # dependent launches: sm90 staged path only (stage_pdl)
                         CLAIM_AFTER=False),
         options=options, min_occupancy=cfg.min_occupancy, families=families,
