@@ -1,15 +1,11 @@
 """A/B of prefill launch forms in one process on the benchmark's ragged and paged (page 16,
-staged) cases at the issue-3 shapes. Each setting "P:D:G[:a]" sets FLASHINFER_PREFILL_PERSISTENT=P
-(programs an SM of a persistent dense grid; 0: the 2-D grid; ":a": claiming the next pair after
-the current one, FLASHINFER_PREFILL_PERSISTENT_CLAIM=after), FLASHINFER_PREFILL_STAGE_PDL=D
-(the dense launch a programmatic dependent of the staged copy; one group only) and
-FLASHINFER_PREFILL_STAGE_GROUPS=G (request groups on streams). D and G only matter for paged; G
-is read at plan(), so each setting plans its own case. (Session 13's call 3 ran G = 3 / 4 as a
-since-removed split: a first share, then the rest's copy beside its attention; NOTES.md.)
-Settings are timed in turn, twice over, and the outputs checked against the first setting's at
-(16, 1024).
+staged) cases at the issue-3 shapes. Each setting "D:P" sets FLASHINFER_PREFILL_DEAL=D (1: deal
+the pairs to the persistent grid; 0: the 2-D grid; "-": plan()'s default) and
+FLASHINFER_PREFILL_STAGE_PDL=P (the dense launch a programmatic dependent of the staged copy). The
+deal is made at plan(), so each setting plans its own case. Settings are timed in turn, twice
+over, and the outputs checked against the first setting's at (16, 1024).
 
-    python scripts/persistent_check.py [P:D:G[:a] ...]      (default: 0:0:1 0:1:1 2:0:1 2:0:1:a)
+    python scripts/persistent_check.py [D:P ...]      (default: 0:0 -:0 1:0 -:1)
 """
 import json
 import os
@@ -22,11 +18,12 @@ from benchmarks.common import time_device_us  # noqa: E402
 
 
 def _set(setting):
-    p, d, g, *claim = setting.split(":")
-    os.environ["FLASHINFER_PREFILL_PERSISTENT_CLAIM"] = "after" if claim == ["a"] else "before"
-    os.environ["FLASHINFER_PREFILL_PERSISTENT"] = p
-    os.environ["FLASHINFER_PREFILL_STAGE_PDL"] = d
-    os.environ["FLASHINFER_PREFILL_STAGE_GROUPS"] = g
+    d, p = setting.split(":")
+    if d == "-":
+        os.environ.pop("FLASHINFER_PREFILL_DEAL", None)
+    else:
+        os.environ["FLASHINFER_PREFILL_DEAL"] = d
+    os.environ["FLASHINFER_PREFILL_STAGE_PDL"] = p
 
 
 def _same_output(settings):
@@ -66,16 +63,16 @@ def _same_output(settings):
                   "paged_vs_ragged": (p.float() - r.float()).abs().max().item(),
                   "nan": bool(r.isnan().any() or p.isnan().any()),
                   "ragged_err_req0": (r[:l].float() - ref).abs().max().item(),
-                  "paged_groups": tuple(pag._work.shape[:-2]) if pag._work is not None else None}
+                  "dealt": [rag._deal is not None, pag._deal is not None]}
     return res
 
 
 def main():
-    settings = sys.argv[1:] or ["0:0:1", "0:1:1", "2:0:1", "2:0:1:a"]
+    settings = sys.argv[1:] or ["0:0", "-:0", "1:0", "-:1"]
     print(json.dumps(_same_output(settings)), flush=True)
     for b, l in SHAPES[::-1]:
         for name, make in (("ragged", _ragged_case), ("paged_p16", _paged_case)):
-            own = [s for s in settings if name == "paged_p16" or s.split(":")[1:3] == ["0", "1"]]
+            own = [s for s in settings if name == "paged_p16" or s.split(":")[1] == "0"]
             fns = {}
             for s in own:
                 _set(s)

@@ -12,17 +12,20 @@ no AITER prefill adapter yet.
 import functools
 import logging
 import math
+import os
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 import flashinfer_ops  # noqa: F401
-from flashinfer_ops.configs import arch_family, has_tensor_copy_engine
-from flashinfer_ops.configs.attention.prefill import HEAD_DIMS, stage_enabled, stage_groups, stage_min_reuse
+from flashinfer_ops.configs import arch_family, has_tensor_copy_engine, sm_count
+from flashinfer_ops.configs.attention.prefill import (HEAD_DIMS, deal_grid, prefill_config, stage_enabled, stage_groups,
+                                                      stage_min_reuse, use_deal)
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS, staging_bytes
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, group_staged_work, tile_kv_reads
+from flashinfer_ops.launch.attention.prefill import (block_m_for, build_work, deal_pairs, group_staged_work,
+                                                      tile_kv_reads)
 
 from .quantization import packbits, segment_packbits
 from .utils import (
@@ -199,6 +202,8 @@ class _PrefillPlanner:
         self._custom_mask_buf = custom_mask_buf
         self._mask_indptr_buf = mask_indptr_buf
         self._work = None  # int32 [capacity, WORK_WORDS], or [groups, capacity, WORK_WORDS] (staged groups)
+        self._deal = None  # int32 persistent schedule of the work pairs (deal_pairs), or None: the 2-D grid
+        self._deal_store = None
         self._mask = None
         self._mask_store = None
         self._indices = None
@@ -326,6 +331,7 @@ class _PrefillPlanner:
             full = np.zeros((max(total, self._work.shape[0] if self._work is not None else 0), WORK_WORDS), np.int32)
             full[:total] = w
             self._persist("_work", torch.from_numpy(full), self._use_cuda_graph)
+        self._deal = self._plan_deal(w, cost, num_kv_heads, head_dim_qk, head_dim_vo, not paged_kernel)
 
         self._block_m = bm
         self._mask_mode = mask_mode
@@ -341,6 +347,31 @@ class _PrefillPlanner:
         self._cached_q_data_type, self._cached_kv_data_type = q_dt, kv_dt
         self._nnz_qo = int(qo[-1])
         self._planned = True
+
+    def _plan_deal(self, w, cost, num_kv_heads, head_dim_qk, head_dim_vo, dense):
+        """The persistent schedule run() passes the op (deal_pairs over the work buffer's rows), or
+        None for the 2-D grid (use_deal decides; never with request groups or on the CPU)."""
+        if w is None or (self.device.type != "cuda" and os.environ.get("FLASHINFER_PREFILL_DEAL") != "1"):
+            return None
+        rows = self._work.shape[0]
+        live = np.zeros(rows, bool)
+        live[:w.shape[0]] = w[:, 2] > 0
+        reads = np.zeros(rows, np.int64)
+        reads[:w.shape[0]] = cost
+        bn = prefill_config(arch_family(self.device), head_dim_qk, head_dim_vo).block_n
+        n_prog = deal_grid(sm_count(self.device))
+        n_live = int(live.sum())
+        mean_tiles = float((-(-reads[live] // bn)).mean()) if n_live else 0.0
+        if not use_deal(arch_family(self.device), n_prog, n_live * num_kv_heads, mean_tiles, self._use_cuda_graph,
+                        dense, (head_dim_qk, head_dim_vo)):
+            return None
+        deal = deal_pairs(reads, live, num_kv_heads, n_prog, bn)
+        buf = self._deal_store
+        if buf is None or buf.shape[0] < deal.shape[0]:
+            buf = self._deal_store = torch.zeros(max(64, 1 << (deal.shape[0] - 1).bit_length()), dtype=torch.int32,
+                                                 device=self.device)
+        buf[:deal.shape[0]].copy_(torch.from_numpy(deal.copy()), non_blocking=True)
+        return buf
 
     def _run_checks(self, q: torch.Tensor, kv: torch.Tensor, window_left) -> None:
         if not self._planned:
@@ -652,7 +683,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         bm, mm, lay, pos, sm, wl, cap, rs, rt = self._scalars(q_scale, k_scale)
         _ops.batch_prefill_paged.default(out, lse, q, k_cache, v_cache, self._work, self._op_indices, self._mask,
                                          bm, mm, lay, pos, sm, wl, cap, rs, rt,
-                                         float(v_scale if v_scale is not None else 1.0), self._staging_buf)
+                                         float(v_scale if v_scale is not None else 1.0), self._staging_buf,
+                                         self._deal)
         return (out, lse) if return_lse else out
 
     def run_return_lse(self, q, paged_kv_cache, *args, **kwargs):
@@ -805,7 +837,7 @@ class BatchPrefillWithRaggedKVCacheWrapper(_PrefillPlanner):
         out, lse = _alloc_out(q, q.shape[0], self._num_qo_heads, self._head_dim_vo, out, lse, return_lse)
         bm, mm, lay, pos, sm, wl, cap, rs, rt = self._scalars()
         _ops.batch_prefill_ragged.default(out, lse, q, k, v, self._work, self._mask, bm, mm, lay, pos, sm, wl, cap,
-                                          rs, rt, 1.0)
+                                          rs, rt, 1.0, self._deal)
         return (out, lse) if return_lse else out
 
     def run_return_lse(self, q, k, v, *args, **kwargs):

@@ -383,21 +383,21 @@ def test_cuda_graph_replay_after_replan(staged, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("per_sm", [0, 2], ids=["grid2d", "persistent"])
+@pytest.mark.parametrize("deal", ["0", "1"], ids=["grid2d", "persistent"])
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
-def test_staged_dependent_launch_matches_serial(per_sm, graph, monkeypatch):
+def test_staged_dependent_launch_matches_serial(deal, graph, monkeypatch):
     """FLASHINFER_PREFILL_STAGE_PDL=1: the dense kernel starts as a programmatic dependent of the
     staged copy and waits in-kernel for it; its output (into a NaN-poisoned buffer, eager and
     replayed from a CUDA graph) equals the serial copy-then-dense launch's bit for bit and matches
     the oracle. Odd lengths, so the copy's last chunks and the causal edge tiles are partial."""
     page, hq, hk, d = 16, 8, 2, 128
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always")
-    monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT", str(per_sm))
+    monkeypatch.setenv("FLASHINFER_PREFILL_DEAL", deal)
     qo, kv = [989, 19, 1, 300], [989, 99, 40, 301]
     q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16)
     w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(32 << 20, dtype=torch.uint8, device=DEV))
     w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True, q_data_type=torch.bfloat16)
-    assert w._staging_bytes
+    assert w._staging_bytes and (w._deal is not None) == (deal == "1")
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE_PDL", "0")
     serial = w.run(q, cache)
     monkeypatch.setenv("FLASHINFER_PREFILL_STAGE_PDL", "1")
@@ -414,6 +414,53 @@ def test_staged_dependent_launch_matches_serial(per_sm, graph, monkeypatch):
     assert torch.equal(out, serial)
     ro, _ = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
     _close(out, ro, torch.bfloat16)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["ragged", "paged"])
+def test_short_prompts_take_the_dealt_persistent_grid(kind, monkeypatch):
+    """sm90 default: plan() deals short causal pairs (here ~5 K / V tiles each, 32/8 heads D128)
+    to the persistent grid (paged on staged K / V), and run() matches the 2-D
+    grid's output (FLASHINFER_PREFILL_DEAL=0) and the oracle, into NaN-poisoned buffers, lse too.
+    Odd lengths, so requests end mid-tile; one request without queries."""
+    if torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("the deal is on by default on sm90 only")
+    page, hq, hk, d = 16, 32, 8, 128
+    qo, kv = [511, 300, 0, 256, 389, 512, 77, 400, 333, 512], [511, 333, 40, 256, 389, 600, 77, 400, 333, 512]
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16)
+    ws = torch.empty(64 << 20, dtype=torch.uint8, device=DEV)
+    if kind == "ragged":
+        kvs = gather_paged_kv(kc, vc, kv_ip, idx.to(kc.device), last, "NHD")
+        k, v = torch.cat([a for a, _ in kvs]), torch.cat([b for _, b in kvs])
+        kv_rows = torch.tensor(np.concatenate([[0], np.cumsum(kv)]), dtype=torch.int32)
+        monkeypatch.delenv("FLASHINFER_PREFILL_DEAL", raising=False)
+        w = flashinfer.BatchPrefillWithRaggedKVCacheWrapper(ws)
+        plan = lambda: w.plan(qo_ip, kv_rows, hq, hk, d, causal=True, q_data_type=torch.bfloat16)  # noqa: E731
+        call = lambda o, l: w.run(q, k, v, out=o, lse=l)  # noqa: E731
+    else:
+        monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always")
+        w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws)
+        plan = lambda: w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True,  # noqa: E731
+                              q_data_type=torch.bfloat16)
+        call = lambda o, l: w.run(q, cache, out=o, lse=l)  # noqa: E731
+    results = {}
+    for deal in ("", "0"):
+        if deal:
+            monkeypatch.setenv("FLASHINFER_PREFILL_DEAL", deal)
+        else:
+            monkeypatch.delenv("FLASHINFER_PREFILL_DEAL", raising=False)
+        plan()
+        assert (w._deal is not None) == (deal == "")
+        out = torch.full_like(q, float("nan"))
+        lse = torch.full(q.shape[:2], float("nan"), device=DEV)
+        call(out, lse)
+        results[deal] = (out, lse)
+    (o1, l1), (o0, l0) = results[""], results["0"]
+    assert not o1.isnan().any() and not l1.isnan().any()
+    _close(o1, o0, torch.bfloat16, atol=2e-2)
+    assert (l1 - l0).abs().max().item() < 1e-2
+    ro, _ = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, "NHD", causal=True)
+    _close(o1, ro, torch.bfloat16)
 
 
 def test_paged_wrapper_stages_long_prompts(monkeypatch):

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from flashinfer_ops.fake.attention.prefill import staging_bytes
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, group_staged_work
+from flashinfer_ops.configs import sm_count
+from flashinfer_ops.configs.attention.prefill import deal_grid, prefill_config
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, deal_pairs, group_staged_work
 from flashinfer_ops.reference.attention import single_attention
 from helpers import KERNEL_DEVICE, KERNEL_MODE, needs_kernels, poison, run_kernel, shapes
 
@@ -152,7 +154,8 @@ RAGGED = shapes(
 
 
 @pytest.mark.parametrize("b,qmax,kmax,hq,hk,dq,dv,mode,layout,dtype,kv_dtype,window,pos", RAGGED)
-def test_batch_prefill_ragged(b, qmax, kmax, hq, hk, dq, dv, mode, layout, dtype, kv_dtype, window, pos):
+def test_batch_prefill_ragged(b, qmax, kmax, hq, hk, dq, dv, mode, layout, dtype, kv_dtype, window, pos, deal=False):
+    """deal: run the persistent form over a deal of the schedule's pairs (test_dealt_persistent_grid)."""
     qo, kv = _batch_case(b, qmax, kmax, mode, empty=True)
     qo_indptr = np.concatenate([[0], np.cumsum(qo)])
     kv_indptr = np.concatenate([[0], np.cumsum(kv)])
@@ -162,15 +165,17 @@ def test_batch_prefill_ragged(b, qmax, kmax, hq, hk, dq, dv, mode, layout, dtype
     v = _kv((int(kv_indptr[-1]), hk, dv + 8), kv_dtype)[..., :dv]
     masks, flat, byte_off = _packed_masks(qo, kv) if mode == "custom" else (None, None, np.zeros(b, np.int64))
     bm = block_m_for(q.device, dq, dv)
-    work = torch.from_numpy(build_work(qo_indptr, kv, kv_indptr[:-1], byte_off, hq // hk, bm,
-                                       mode == "causal")).to(DEV)
+    work, cost = build_work(qo_indptr, kv, kv_indptr[:-1], byte_off, hq // hk, bm, mode == "causal", window,
+                            with_cost=True)
+    dealt = _deal(work, cost, hk, dq, dv) if deal else None
+    work = torch.from_numpy(work).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, dv, dtype=dtype, device=DEV))
     lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
     kk = k if layout == "NHD" else k.transpose(0, 1).contiguous()
     vv = v if layout == "NHD" else v.transpose(0, 1)
     sm = 1.0 / math.sqrt(dq)
     run_kernel("batch_prefill_ragged", out, lse, q, kk, vv, work, flat, bm, MODES.index(mode),
-               0 if layout == "NHD" else 1, pos, sm, window, 0.0, 1.0, 1e4, 1.0)
+               0 if layout == "NHD" else 1, pos, sm, window, 0.0, 1.0, 1e4, 1.0, dealt)
     for i in range(b):
         qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_indptr[i], kv_indptr[i + 1]
         o32, l32, err_lp = _ref(q[qs:qe], k[ks:ke], v[ks:ke], causal=mode == "causal", window_left=window,
@@ -196,7 +201,7 @@ PAGED = shapes(
 
 @pytest.mark.parametrize("staged", [False, True, "groups"], ids=["paged", "staged", "staged_groups"])
 @pytest.mark.parametrize("b,qmax,kmax,page,hq,hk,d,mode,layout,tup,dtype,kv_dtype", PAGED)
-def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, dtype, kv_dtype, staged):
+def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, dtype, kv_dtype, staged, deal=False):
     """staged: the op first copies the pages into a (NaN-poisoned) staging buffer and runs the
     dense kernel on it, with the dense kernel's schedule (what plan() picks for long prompts);
     "groups": the schedule split into up to 3 request groups (group_staged_work), which the op
@@ -222,6 +227,7 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
         work = group_staged_work(work, cost, 3)
         live = int((qo > 0).sum())
         assert min(2, max(1, live)) <= work.shape[0] <= max(1, min(3, live))  # empty share groups are dropped
+    dealt = _deal(work, cost, hk, d, d) if deal else None
     work = torch.from_numpy(work).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))
     lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
@@ -231,7 +237,7 @@ def test_batch_prefill_paged(b, qmax, kmax, page, hq, hk, d, mode, layout, tup, 
         need = staging_bytes(perm.shape[0], page, hk, d, d, kv_dtype)
         staging = torch.full((need,), 0xFF, dtype=torch.uint8, device=DEV)  # 0xFFFF: NaN in fp16 / bf16 / fp8
     run_kernel("batch_prefill_paged", out, lse, q, kc, vc, work, perm, flat, bm, MODES.index(mode),
-               0 if layout == "NHD" else 1, 0, sm, -1, 0.0, 1.0, 1e4, 1.0, staging)
+               0 if layout == "NHD" else 1, 0, sm, -1, 0.0, 1.0, 1e4, 1.0, staging, dealt)
     kn, vn = (kc, vc) if layout == "NHD" else (kc.transpose(1, 2), vc.transpose(1, 2))
     for i in range(b):
         sel = perm[page_indptr[i]:page_indptr[i + 1]].long()
@@ -301,25 +307,99 @@ def test_diagonal_tiles_in_the_unmasked_loop(monkeypatch, case):
             test_single_prefill(qo, kv, 8, 2, 64, "causal", "NHD", -1, 0.0, 0, torch.float16, torch.float16)
 
 
-@pytest.mark.parametrize("per_sm,claim", [(1, "before"), (3, "before"), (1, "after")])
-@pytest.mark.parametrize("case", ["ragged", "ragged_custom", "paged", "staged", "staged_groups"])
-def test_persistent_grid(monkeypatch, case, per_sm, claim):
-    """PERSISTENT forced on every path (opt-in on the sm90 descriptor path): a grid of per_sm * 4
-    programs (the interpreter's SM count) deals out every (item, kv head) pair, fewer programs than
-    pairs and more, claiming the next pair on starting the current one or after it, with empty
-    requests, windows, custom masks and poisoned outputs (a pair no program takes leaves NaN)."""
-    monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT", str(per_sm))
-    monkeypatch.setenv("FLASHINFER_PREFILL_PERSISTENT_CLAIM", claim)
+def _deal(work, cost, hk, d_qk, d_vo):
+    """The persistent schedule plan() would pass for this work list (deal_pairs on this device's grid)."""
+    bn = prefill_config("sm90", d_qk, d_vo).block_n
+    return torch.from_numpy(deal_pairs(cost, work[:, 2] > 0, hk, deal_grid(sm_count(torch.device(DEV))), bn).copy()).to(DEV)
+
+
+@pytest.mark.parametrize("case", ["ragged", "ragged_none", "ragged_custom", "paged", "staged"])
+def test_dealt_persistent_grid(case):
+    """prefill_kernel PERSISTENT over plan()'s deal (deal_grid programs; the interpreter's 8, fewer
+    than the pairs and more): every pair runs once, with empty requests, windows, custom masks, no
+    mask with qo_len > kv_len and kv_len off the tile grid, HND, lse, and poisoned outputs (a pair
+    no program takes leaves NaN); on sm90 the descriptor path too (D64 / D128, 16-bit)."""
     if case == "ragged":
         test_batch_prefill_ragged(5, shapes(300, 40), shapes(900, 70), 8, 2, 64, 64, "causal", "NHD",
-                                  torch.float16, torch.float16, -1, 0)
-        test_batch_prefill_ragged(3, 9, 33, 4, 1, 64, 64, "none", "HND", torch.float16, torch.float16, 5, 2)
+                                  torch.float16, torch.float16, -1, 0, deal=True)
+        test_batch_prefill_ragged(3, 9, 33, 4, 1, 64, 64, "none", "HND", torch.float16, torch.float16, 5, 2, deal=True)
+        test_batch_prefill_ragged(7, shapes(989, 19), shapes(989, 40), 32, 8, 128, 128, "causal", "NHD",
+                                  B16 if GPU else torch.float16, B16 if GPU else torch.float16, -1, 0, deal=True)
+    elif case == "ragged_none":
+        test_batch_prefill_ragged(4, shapes(99, 19), shapes(333, 45), 8, 2, 128, 128, "none", "HND",
+                                  torch.float16, torch.float16, -1, 0, deal=True)
     elif case == "ragged_custom":
-        test_batch_prefill_ragged(4, 5, 17, 2, 1, 64, 64, "custom", "HND", torch.float16, torch.float16, -1, 0)
+        test_batch_prefill_ragged(4, 5, 17, 2, 1, 64, 64, "custom", "HND", torch.float16, torch.float16, -1, 0,
+                                  deal=True)
     else:
-        staged = {"paged": False, "staged": True, "staged_groups": "groups"}[case]
         test_batch_prefill_paged(5, shapes(200, 40), shapes(700, 120), 16, 8, 2, 64, "causal", "NHD", False,
-                                 torch.float16, torch.float16, staged=staged)
+                                 torch.float16, torch.float16, staged=case == "staged", deal=True)
+
+
+@pytest.mark.parametrize("bad", ["short", "dtype", "groups"])
+def test_bad_deal_is_rejected_before_any_write(bad):
+    """A deal that cannot be this device's persistent schedule (too few entries for its
+    deal_grid programs, not int32, or with several staged request groups) is a ValueError naming
+    `deal`, and the poisoned output stays untouched."""
+    qo, kv = np.array([5, 9]), np.array([7, 9])
+    qo_indptr = np.concatenate([[0], np.cumsum(qo)])
+    kv_indptr = np.concatenate([[0], np.cumsum(kv)])
+    q = torch.randn(int(qo_indptr[-1]), 4, 64, device=DEV).to(torch.float16)
+    k, v = (torch.randn(int(kv_indptr[-1]), 2, 64, device=DEV).to(torch.float16) for _ in range(2))
+    bm = block_m_for(q.device, 64, 64)
+    work, cost = build_work(qo_indptr, kv, kv_indptr[:-1], np.zeros(2, np.int64), 2, bm, True, with_cost=True)
+    deal = _deal(work, cost, 2, 64, 64)
+    work = torch.from_numpy(work).to(DEV)
+    if bad == "short":
+        deal = deal[:deal_grid(sm_count(torch.device(DEV)))]
+    elif bad == "dtype":
+        deal = deal.to(torch.int64)
+    else:
+        work = torch.stack([work, work])
+    out = poison(torch.empty_like(q))
+    with pytest.raises(ValueError, match="deal"):
+        if bad == "groups":
+            run_kernel("batch_prefill_paged", out, None, q, k.view(-1, 1, 2, 64), v.view(-1, 1, 2, 64), work,
+                       torch.arange(k.shape[0], dtype=torch.int32, device=DEV), None, bm, 1, 0, 0, 0.125, -1, 0.0,
+                       1.0, 1e4, 1.0, torch.empty(k.numel() * 4 + 16, dtype=torch.uint8, device=DEV), deal)
+        else:
+            run_kernel("batch_prefill_ragged", out, None, q, k, v, work, None, bm, 1, 0, 0, 0.125, -1, 0.0, 1.0,
+                       1e4, 1.0, deal)
+    assert out.isnan().all()
+
+
+def test_deal_pairs_is_list_scheduling():
+    """deal_pairs (plan()'s C++ lpt_deal): every live (row, kv head) pair exactly once, in dispatch
+    order within a program, dead rows left out, a spare entry last; the same deal as a plain
+    Python list scheduler (least dealt cost first, ties to the program that got there first)."""
+    import heapq
+
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,)).item()))
+    for rows, hk, n_prog in ((1, 1, 1), (19, 3, 8), (99, 8, 264), (989, 2, 7), (5, 4, 64)):
+        reads = rng.integers(0, 5000, rows)
+        live = rng.random(rows) > 0.2
+        bn = 64
+        deal = deal_pairs(reads, live, hk, n_prog, bn)
+        offs, slots = deal[:n_prog + 1], deal[n_prog + 1:]
+        n_live = int(live.sum()) * hk
+        assert deal.shape[0] == n_prog + 1 + n_live + 1 and deal[-1] == 0
+        assert offs[0] == 0 and offs[-1] == n_live and np.all(np.diff(offs) >= 0)
+        listed = slots[:n_live]
+        assert sorted(listed.tolist()) == [s for s in range(rows * hk) if live[s % rows]]
+        cost = -(-reads // bn) + 1
+        heap = [(0, p, p) for p in range(n_prog)]  # (dealt cost, arrival, program)
+        want = [[] for _ in range(n_prog)]
+        arrival = n_prog
+        for s in range(rows * hk):
+            if not live[s % rows]:
+                continue
+            c, _, p = heapq.heappop(heap)
+            want[p].append(s)
+            heapq.heappush(heap, (c + int(cost[s % rows]), arrival, p))
+            arrival += 1
+        for p in range(n_prog):
+            got = listed[offs[p]:offs[p + 1]].tolist()
+            assert got == want[p], (rows, hk, n_prog, p)
 
 
 def test_group_staged_work_keeps_every_item_once():

@@ -1,7 +1,9 @@
 import numpy as np
 import torch
 
-from flashinfer_ops.launch.attention.prefill import block_m_for, build_work
+from flashinfer_ops.configs import sm_count
+from flashinfer_ops.configs.attention.prefill import deal_grid
+from flashinfer_ops.launch.attention.prefill import block_m_for, build_work, deal_pairs
 from helpers import strided
 
 # fp8 K/V are not sampled: opcheck's schema check compares inputs with torch.allclose, which has no
@@ -44,6 +46,14 @@ def _work(device, qo, kv_lens, kv_starts, group, d_qk, d_vo, causal, byte_off=No
     return torch.from_numpy(full).to(device), bm
 
 
+def _deal(work, h_kv, device):
+    """A persistent schedule of every (row, kv head) pair of `work` (plan()'s deal_pairs), costed
+    by the rows' kv_len."""
+    w = work.cpu().numpy()
+    d = deal_pairs(w[:, 4], w[:, 2] > 0, h_kv, deal_grid(sm_count(torch.device(device))), 64)
+    return torch.from_numpy(d.copy()).to(device)
+
+
 def _ragged(device):
     out = []
     qo, kv = [0, 3, 3, 8], [5, 0, 6]
@@ -55,6 +65,8 @@ def _ragged(device):
         out.append((torch.empty(8, 4, 64, dtype=dtype, device=device), torch.empty(8, 4, device=device), q,
                     _rand(shp, kvdt, device), _rand(shp, kvdt, device), work, None, bm, mode, lay, 0, 0.125, -1, 0.0,
                     1.0, 1e4, 1.0))
+    # the persistent form over a deal of the same pairs
+    out.append(out[0][:-1] + (1.0, _deal(out[0][5], 2, device)))
     # non-contiguous q, d_qk 192 / d_vo 128, custom mask (one byte-aligned segment per request), RoPE
     work, bm = _work(device, [0, 2, 5], [3, 4], [0, 3], 1, 192, 128, False, byte_off=[0, 1])
     q = strided(_rand((5, 2, 192), torch.float16, device))
@@ -93,6 +105,7 @@ def _paged(device):
     out.append((torch.empty(5, 4, 64, dtype=torch.float16, device=device), torch.empty(5, 4, device=device),
                 _rand((5, 4, 64), torch.float16, device), kc, vc, work, idx, None, bm, 1, 0, 0, 0.125, -1, 0.0,
                 1.0, 1e4, 1.0, torch.empty(5 * page * 2 * 128 * 2 + 16, dtype=torch.uint8, device=device)))
+    out.append(out[-1] + (_deal(work, 2, device),))  # staged, persistent form
     work, bm = _work(device, [0], [], [], 2, 64, 64, False, paged=True)
     out.append((torch.empty(0, 4, 64, dtype=torch.float16, device=device), None,
                 _rand((0, 4, 64), torch.float16, device), _rand((2, page, 2, 64), torch.float16, device),

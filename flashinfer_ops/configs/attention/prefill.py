@@ -37,8 +37,8 @@ _TABLE = {
         (64, 64): _cfg(128, 64, 4, 3),
         # H100 run s2r2 (ragged causal bf16 32/8 heads): 64x64 4 warps 474 / 443 / 297 TFLOP/s at
         # (1, 8192) / (4, 4096) / (16, 1024) vs 128x64 8 warps 463 / 408 / 275. Two programs an SM
-        # fit (114.7 KB of shared memory; 210 registers, 255 persistent): FLASHINFER_PREFILL_PERSISTENT=2
-        # runs the persistent grid, off by default: measured slower (PERSISTENT_NOTE).
+        # fit (114.7 KB of shared memory; 210 registers, 255 persistent): plan() deals short pairs to
+        # a persistent grid of two programs an SM (PERSISTENT_NOTE, deal_programs).
         (128, 128): _cfg(64, 64, 4, 3),
         (256, 256): _cfg(64, 64, 4, 2),
         (192, 128): _cfg(64, 64, 4, 2),
@@ -199,31 +199,47 @@ def diag_in_loop(tma: bool) -> bool:
     return os.environ.get("FLASHINFER_PREFILL_DIAG_LOOP", "1" if tma else "0") == "1"
 
 
-# PERSISTENT_NOTE: H100 2026-12-07 session 12 (`python scripts/persistent_ab.py`, ragged causal bf16
-# 32/8 heads D128, 64x64 tiles): a lean kernel looping over items on 264 programs (two an SM) ran
-# 380.8 us at (16, 1024) against 404.4 us for the same kernel one item a program (main's 2-D grid:
-# 407.1), and within 1% at (4, 4096) / (1, 8192): at short sequences a program's fixed cost (its
-# launch, Q load and pipeline fill) weighs on ~8.5 tiles of work. Dealing the items out statically
-# (rounds of P, every other one reversed) lost 10-45% (H200, same script), so prefill_kernel takes
-# them from a queue counter in dispatch order. Timed in session 13 (H100, `python
-# scripts/persistent_check.py`, two programs an SM): 5-10% SLOWER at every shape, ragged 407.5 ->
-# 429.4 us at (16, 1024), 1133 -> 1224 at (4, 4096), 1092 -> 1203 at (1, 8192). Not the registers:
-# the faster stand-alone kernel also compiles to 255 (and spills 808 bytes). Likely the early claim:
-# each program claims its second pair as it starts its first, so the first P + P pairs are paired
-# statically, heaviest with heaviest, as the losing static deal did. FLASHINFER_PREFILL_PERSISTENT_CLAIM
-# =after claims on finishing instead (untimed). Off by default; kept for A/B runs.
-def persistent_claim_after() -> bool:
-    """A persistent prefill program claims its next (item, kv head) pair after finishing the current
-    one (prefill_kernel CLAIM_AFTER) with FLASHINFER_PREFILL_PERSISTENT_CLAIM=after; default: as it
-    starts the current one (PERSISTENT_NOTE)."""
-    return os.environ.get("FLASHINFER_PREFILL_PERSISTENT_CLAIM", "before") == "after"
+# PERSISTENT_NOTE: at short causal sequences a (tile, kv head) pair is ~9.5 K / V tiles of work
+# at (16, 1024), so its fixed cost (program launch, work-word and Q loads, pipeline fill, epilogue)
+# weighs. H100 2026-12-07, bf16 32/8 heads D128, 64x64 tiles, 264 programs (two an SM):
+# - session 12 (`python scripts/persistent_ab.py`): a stand-alone lean loop (causal only, no
+#   edge tiles, no lse / v_scale) over heap-dealt pairs ran 380.8 us at (16, 1024) against 404.4
+#   one pair a program; dealing statically in rounds lost 10-45%;
+# - sessions 13-14: a queue counter (pairs claimed as programs start or finish them) lost 5-10%
+#   at every shape (427-441 us at (16, 1024));
+# - session 14 (`python scripts/persistent_check.py`, `python scripts/deal_ab.py`): prefill_kernel
+#   PERSISTENT over plan()'s list-scheduled deal (deal_pairs) 391-399 us against 400-406 for the
+#   2-D grid at (16, 1024), staged paged 439-443 against 447-451 (two to four calls); the same
+#   kernel loses at the longer shapes (1144-1258 us against 1068-1220 at (4, 4096) / (1, 8192)).
+#   The deal is not what the stand-alone loop gains on (it ran 376-379 us on either deal); its
+#   code is: a lean kernel with the edge-tile path, lse and v_scale added ran 400-403 us, and
+#   without the edge path 385 (NOTES.md session 14; branch s14-lean).
+# So plan() deals only where pairs are short (DEAL_MAX_TILES).
+DEAL_MAX_TILES = 16  # mean K / V tiles a live pair: (16, 1024) 9.5 (dealt), (4, 4096) ~33 (2-D grid)
+DEAL_PER_SM = 2  # programs an SM: two fit at the sm90 D128 tile (114.7 KB shared, <= 255 registers)
 
 
-def persistent_programs(n_sms: int) -> int:
-    """Programs of a persistent prefill grid (0: the 2-D grid, the default everywhere: measured
-    slower, PERSISTENT_NOTE). FLASHINFER_PREFILL_PERSISTENT=k runs k programs an SM on every path
-    (A/B runs and the interpreter tests, where configs.sm_count answers 4)."""
-    return max(int(os.environ.get("FLASHINFER_PREFILL_PERSISTENT") or 0), 0) * n_sms
+def deal_grid(n_sms: int) -> int:
+    """Programs of the persistent prefill grid (DEAL_PER_SM an SM): plan() deals the pairs to this
+    many programs and the op launches as many."""
+    return DEAL_PER_SM * n_sms
+
+
+def use_deal(family: str, n_prog: int, n_pairs: int, mean_tiles: float, graph: bool, dense: bool,
+             head_dims: Tuple[int, int]) -> bool:
+    """plan() deals its (tile, kv head) pairs to the persistent grid (n_prog programs) instead of
+    leaving them to the 2-D grid: by default for the dense kernel (ragged, or paged on staged K /
+    V) at D128 on sm90 (the one case timed; DEAL_PER_SM programs of that tile fit an SM), outside
+    CUDA-graph mode, where live pairs average at most DEAL_MAX_TILES K / V tiles and there are at
+    least two a program (PERSISTENT_NOTE). FLASHINFER_PREFILL_DEAL=0 / 1 forces it off / on (on:
+    every family, kernel and schedule but graph mode; tests, A/B runs)."""
+    env = os.environ.get("FLASHINFER_PREFILL_DEAL", "")
+    if graph or env == "0" or n_pairs == 0:
+        return False
+    if env == "1":
+        return True
+    return (family == "sm90" and dense and head_dims == (128, 128) and mean_tiles <= DEAL_MAX_TILES
+            and n_pairs >= 2 * n_prog)
 
 
 def page_pow2(page_size: int) -> bool:

@@ -75,6 +75,22 @@ def check_work(work: torch.Tensor, q: torch.Tensor, block_m: int, grouped: bool 
     check_same_device([("q", q), ("work", work)])
 
 
+def check_deal(deal, work: torch.Tensor) -> None:
+    """deal (optional): int32 [>= P + 2 + pairs listed], a persistent schedule plan() built
+    (deal_pairs) of the (work row, kv head) pairs over the device's P persistent programs: P + 1
+    offsets, the pair numbers (kv head * work rows + row), a spare entry. One request group only
+    (a 2-D work, or [1, n, WORK_WORDS])."""
+    if deal is None:
+        return
+    check_ndim("deal", deal, (1,))
+    check_dtype("deal", deal, (torch.int32,))
+    if not deal.is_contiguous() or deal.shape[0] < 3:
+        raise ValueError(f"deal: expected a contiguous schedule of >= 3 entries, got shape {tuple(deal.shape)}")
+    if work.dim() == 3 and work.shape[0] != 1:
+        raise ValueError(f"deal: a persistent schedule needs one request group, got {work.shape[0]}")
+    check_same_device([("work", work), ("deal", deal)])
+
+
 def _seq_heads_dim(t: torch.Tensor, kv_layout: int):
     """(seq, heads, dim) of a 3-D K/V tensor in layout kv_layout."""
     return (t.shape[0], t.shape[1], t.shape[2]) if kv_layout == 0 else (t.shape[1], t.shape[0], t.shape[2])
@@ -103,11 +119,12 @@ def check_single_prefill(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_la
 
 def check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
                                pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
-                               v_scale):
+                               v_scale, deal=None):
     _, h_k, d_k, h_v, d_v = _dense_kv(k, v, kv_layout)
     check_common(out, lse, q, k, v, "k", "v", h_k, h_v, d_k, d_v, packed_custom_mask, mask_mode, kv_layout,
                  pos_encoding_mode, q.shape[0])
     check_work(work, q, block_m)
+    check_deal(deal, work)
 
 
 def staging_bytes(kv_slots: int, page_size: int, num_kv_heads: int, head_dim_qk: int, head_dim_vo: int,
@@ -119,7 +136,7 @@ def staging_bytes(kv_slots: int, page_size: int, num_kv_heads: int, head_dim_qk:
 
 def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                               mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-                              rope_scale, rope_theta, v_scale, kv_staging=None):
+                              rope_scale, rope_theta, v_scale, kv_staging=None, deal=None):
     check_ndim("k_cache", k_cache, (4,))
     check_ndim("v_cache", v_cache, (4,))
     check_choice("kv_layout", kv_layout, (0, 1))
@@ -132,6 +149,7 @@ def check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, p
                  k_cache.shape[3], v_cache.shape[3], packed_custom_mask, mask_mode, kv_layout, pos_encoding_mode,
                  q.shape[0])
     check_work(work, q, block_m, grouped=kv_staging is not None)
+    check_deal(deal, work)
     check_ndim("kv_indices", kv_indices, (1,))
     check_dtype("kv_indices", kv_indices, (torch.int32,))
     check_same_device([("q", q), ("kv_indices", kv_indices)])

@@ -187,6 +187,13 @@ def _attn_tile(acc, m_i, l_i, qa, qb, start_n, qi, row_ok, row_pos,
 
 
 @triton.jit
+def _work_words(wp):
+    """The six words of the work row at wp: tile_row0, qo_start, qo_len, kv_start, kv_len,
+    mask_byte_off."""
+    return tl.load(wp), tl.load(wp + 1), tl.load(wp + 2), tl.load(wp + 3), tl.load(wp + 4), tl.load(wp + 5)
+
+
+@triton.jit
 def _prefill_item(
     pid, kvh,
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
@@ -201,10 +208,18 @@ def _prefill_item(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
     TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False,
+    WORDS_GIVEN: tl.constexpr = False, g_row0=0, g_qo_start=0, g_qo_len=0, g_kv_start=0, g_kv_len=0, g_mask=0,
 ):
     """One schedule item (row `pid` of the work list, or the single request's tile `pid`) for kv
     head `kvh`: prefill_kernel's whole computation for that tile."""
-    if single != 0:
+    if WORDS_GIVEN:
+        tile_row0 = g_row0
+        qo_start = g_qo_start
+        qo_len = g_qo_len
+        kv_start = g_kv_start * kv_start_mul
+        kv_len = g_kv_len
+        mask_byte = g_mask
+    elif single != 0:
         tile_row0 = pid * BLOCK_M
         qo_start = single_qo_len * 0
         qo_len = single_qo_len
@@ -212,13 +227,8 @@ def _prefill_item(
         kv_len = single_kv_len
         mask_byte = single_qo_len * 0
     else:
-        wp = work_ptr + pid * 8
-        tile_row0 = tl.load(wp)
-        qo_start = tl.load(wp + 1)
-        qo_len = tl.load(wp + 2)
-        kv_start = tl.load(wp + 3) * kv_start_mul
-        kv_len = tl.load(wp + 4)
-        mask_byte = tl.load(wp + 5)
+        tile_row0, qo_start, qo_len, kv_start, kv_len, mask_byte = _work_words(work_ptr + pid * 8)
+        kv_start = kv_start * kv_start_mul
     if qo_len <= 0:
         return
     offs_m = tile_row0 + tl.arange(0, BLOCK_M)
@@ -346,7 +356,7 @@ def _prefill_item(
 @triton.jit(do_not_specialize=["single", "single_qo_len", "single_kv_len", "page_size", "page_shift", "group",
                                "kv_start_mul", "mask_mode", "window_left", "alibi_n", "use_rope", "write_lse",
                                "fp8_exp", "fp8_man", "fp8_bias", "k_rows_per_head", "k_cols_per_head",
-                               "v_rows_per_head", "v_cols_per_head", "n_work", "n_kv_heads"])
+                               "v_rows_per_head", "v_cols_per_head", "n_work"])
 def prefill_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
     stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
@@ -355,13 +365,13 @@ def prefill_kernel(
     mask_mode, window_left, sm_scale, soft_cap, v_scale, alibi_n, use_rope, rope_rcp_scale, rope_log2_theta,
     write_lse, fp8_exp, fp8_man, fp8_bias,
     k_desc, v_desc, k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
-    n_work, n_kv_heads, queue_ptr,
+    n_work, deal_ptr,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
     PAGED: tl.constexpr, KV_FP8: tl.constexpr, EXTRA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
     PREFETCH_PAGES: tl.constexpr = False, PAGE_POW2: tl.constexpr = False, SHARED_ROWS: tl.constexpr = False,
     TMA: tl.constexpr = False, DIAG_IN_LOOP: tl.constexpr = False, PERSISTENT: tl.constexpr = False,
-    PDL_WAIT: tl.constexpr = False, CLAIM_AFTER: tl.constexpr = False,
+    PDL_WAIT: tl.constexpr = False,
 ):
     """PREFETCH_PAGES (paged only): the unmasked-tile loop loads the next tile's page ids one
     iteration ahead (loop-carried), so the K/V loads of a tile do not wait on a page-table load.
@@ -381,12 +391,10 @@ def prefill_kernel(
     the unmasked loop, which masks tiles from full_hi on, so their copies are pipelined (and bulk)
     too. Without TMA the descriptor arguments are unused placeholders.
 
-    Grid: (work rows, kv heads), one item each; or, PERSISTENT, (P, 1) with P programs taking
-    the n_work * n_kv_heads (item, kv head) pairs (n_work: rows of the work list, n_kv_heads: H_kv)
-    from the int32 counter at queue_ptr (zero at launch); all three unused otherwise. CLAIM_AFTER
-    (PERSISTENT): a program claims its next pair when it has finished the current one (greedy
-    list scheduling, as the 2-D grid's dispatch) instead of when it starts it (which hides the
-    atomic's latency but ties each program's second pair to its first from the outset).
+    Grid: (work rows, kv heads), one item each; or, PERSISTENT, (P, 1): program p runs the (item,
+    kv head) pairs plan() dealt it (deal_ptr: int32 [P + 1] offsets, then each program's pair
+    numbers s = kv head * n_work + work row, then one spare entry; lpt_deal), in that order;
+    deal_ptr is unused otherwise.
 
     PDL_WAIT (NVIDIA only): the launch is a programmatic dependent of the kernel before it on the
     stream (the staged copy, stage_paged_kv_kernel PDL_SIGNAL): programs may start while that
@@ -394,17 +402,20 @@ def prefill_kernel(
     if PDL_WAIT:
         gdc_wait()
     if PERSISTENT:
-        # persistent grid: programs take the (item, kv head) pairs from a queue counter in the
-        # order the 2-D grid would dispatch them (kv head outer, the schedule's most-expensive-first
-        # order inner), the next one as soon as they start the current one (its atomic's latency
-        # hides behind the item). Dealing them out statically (round by round, every other round
-        # reversed) measured 10-45% slower: a program's share must follow its actual finish times.
-        total = n_work * n_kv_heads
-        slot = tl.atomic_add(queue_ptr, 1)
-        while slot < total:
-            if not CLAIM_AFTER:
-                next_slot = tl.atomic_add(queue_ptr, 1)
-            _prefill_item(slot % n_work, slot // n_work, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
+        # the next pair's work words are loaded while the current pair runs (their latency, paid
+        # at every pair's start, measured ~10 us at (16, 1024): NOTES.md session 14)
+        pid = tl.program_id(0)
+        slots = deal_ptr + tl.num_programs(0) + 1
+        beg = tl.load(deal_ptr + pid)
+        end = tl.load(deal_ptr + pid + 1)
+        slot = tl.load(slots + beg)
+        w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+        for i in range(beg, end):
+            c_kvh = slot // n_work
+            c0, c1, c2, c3, c4, c5 = w0, w1, w2, w3, w4, w5
+            slot = tl.load(slots + i + 1)
+            w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+            _prefill_item(0, c_kvh, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
                           mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
                           stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len,
                           single_kv_len, page_size, page_shift, group, kv_start_mul, mask_mode, window_left,
@@ -412,10 +423,7 @@ def prefill_kernel(
                           write_lse, fp8_exp, fp8_man, fp8_bias, k_desc, v_desc, k_rows_per_head, k_cols_per_head,
                           v_rows_per_head, v_cols_per_head, HEAD_DIM_QK, HEAD_DIM_VO, PAGED, KV_FP8, EXTRA,
                           BLOCK_M, BLOCK_N, BLOCK_DQK, BLOCK_DVO, PREFETCH_PAGES, PAGE_POW2, SHARED_ROWS, TMA,
-                          DIAG_IN_LOOP)
-            if CLAIM_AFTER:
-                next_slot = tl.atomic_add(queue_ptr, 1)
-            slot = next_slot
+                          DIAG_IN_LOOP, True, c0, c1, c2, c3, c4, c5)
     else:
         _prefill_item(tl.program_id(0), tl.program_id(1), q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
                       mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,

@@ -7,12 +7,13 @@ import numpy as np
 import torch
 import triton
 
+from ... import _C
 from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, diag_in_loop, padded_dims, page_pow2, persistent_claim_after,
-    persistent_programs, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, padded_dims, page_pow2, prefetch_pages,
+    prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
@@ -64,25 +65,25 @@ def tma_view(t, strides, n_tok: int, head_dim: int):
     return None
 
 
-def _launch(out, lse, q, k, v, work, kv_indices, mask, *, n_programs, **kw):
+def _launch(out, lse, q, k, v, work, kv_indices, mask, *, n_programs, deal=None, **kw):
     """One prefill_kernel launch of n_programs schedule items (see _prefill_launcher)."""
-    _prefill_launcher(out, lse, q, k, v, kv_indices, mask, **kw)(work, n_programs)
+    _prefill_launcher(out, lse, q, k, v, kv_indices, mask, **kw)(work, n_programs, deal)
 
 
-def _no_launch(work, n_programs, queue=None):
+def _no_launch(work, n_programs, deal=None):
     return None
 
 
 def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_len, kv_len, page_size,
                       k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                       rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1, pdl=False):
-    """A function (work, n_programs) that launches prefill_kernel over that schedule (None: the
-    single-request form) with everything else fixed here: config, strides, descriptors. Its
-    second and later calls reuse the first call's compiled kernel (repeat_launcher), so several
-    slices of one schedule launch at a fraction of a launch's host cost. pdl (NVIDIA): launch as a
+    """A function go(work, n_programs, deal=None) that launches prefill_kernel over that schedule
+    (None: the single-request form) with everything else fixed here: config, strides,
+    descriptors; with plan()'s `deal` (deal_pairs) it runs the persistent form instead. Its second
+    and later calls reuse the first call's compiled kernel (repeat_launcher), so several slices of
+    one schedule launch at a fraction of a launch's host cost. pdl (NVIDIA): launch as a
     programmatic dependent of the kernel launched just before on the stream (prefill_kernel
-    PDL_WAIT); go's `queue` then takes a persistent grid's counter zeroed before that kernel, since
-    a memset launched in between would break the dependency."""
+    PDL_WAIT)."""
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
@@ -123,36 +124,58 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         1.0 / rope_scale if rope else 1.0, math.log2(rope_theta) if rope else 0.0,
         write_lse, exp_bits, man_bits, bias,
         k_desc, v_desc, k_view[0], k_view[1], v_view[0], v_view[1])
-    # the single-request form numbers its tiles by program id: always the 2-D grid
-    persist = 0 if single else persistent_programs(sm_count(dev))
     kwargs = dict(
         HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=fp8, EXTRA=extra, BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged and prefetch_pages(),
         PAGE_POW2=paged and page_pow2(page_size), SHARED_ROWS=paged and shared_rows(page_size, k_strides, v_strides),
-        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), PERSISTENT=persist > 0,
-        CLAIM_AFTER=persist > 0 and persistent_claim_after(), **cfg.launch.options(family),
+        TMA=tma, DIAG_IN_LOOP=diag_in_loop(tma), **cfg.launch.options(family),
     )
     if pdl:
         kwargs.update(PDL_WAIT=True, launch_pdl=True)
     run = repeat_launcher(prefill_kernel, **kwargs)
+    run_dealt = None
 
-    def go(work, n_programs, queue=None):
+    def go(work, n_programs, deal=None):
+        nonlocal run_dealt
         if n_programs == 0:
             return
         if work is None:
             work = _dummy(dev, torch.int32)
-        if persist:
-            # at most `persist` programs taking the n_programs x h_kv (item, kv head) pairs from a
-            # fresh queue counter (one per launch: staged groups may run two launches at once)
-            if queue is None:
-                queue = torch.zeros(1, dtype=torch.int32, device=dev)
-            run((min(persist, n_programs * h_kv), 1), *head, work, kv_indices if kv_indices is not None else work,
-                *tail, n_programs, h_kv, queue)
+        if deal is not None and not single:
+            # prefill_kernel PERSISTENT over plan()'s deal (_check_deal: deal_grid programs)
+            if run_dealt is None:
+                run_dealt = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
+            run_dealt((deal_grid(sm_count(dev)), 1), *head, work, kv_indices if kv_indices is not None else work,
+                      *tail, n_programs, deal)
         else:
             run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs,
-                h_kv, work)
-    go.persistent = persist
+                work)
     return go
+
+
+def _check_deal(deal, device) -> None:
+    """A deal must hold at least the offsets of this device's persistent grid (deal_grid) and a
+    spare entry; checked before any launch, so nothing is written."""
+    if deal is not None:
+        n_prog = deal_grid(sm_count(device))
+        if deal.shape[0] < n_prog + 2:
+            raise ValueError(f"deal: expected a schedule for this device's {n_prog} persistent programs "
+                             f"(>= {n_prog + 2} entries), got {deal.shape[0]}")
+
+
+def deal_pairs(reads: np.ndarray, live: np.ndarray, h_kv: int, n_prog: int, block_n: int) -> np.ndarray:
+    """The persistent schedule (int32 [n_prog + 1 + listed + 1]: offsets, pair numbers, a spare 0)
+    of the work rows' (row, kv head) pairs, pair s = kv head * rows + row taken in that order (the
+    2-D grid's dispatch order: kv head outer, the schedule's most expensive first inner), each to
+    the program whose dealt work is least so far (list scheduling; ties to the program that got
+    there first). A pair costs its K / V tiles plus one (its fixed cost); dead rows are left out.
+    reads: K / V rows each work row reads (build_work's cost), live: the rows with queries."""
+    tiles = -(-np.asarray(reads, np.int64) // block_n) + 1
+    top = int(tiles.max(initial=1))
+    if top > 1 << 20:  # lpt_deal keeps a bucket per cost value: coarsen huge costs
+        tiles = -(-tiles * (1 << 20) // top)
+    costs = np.ascontiguousarray(np.tile(np.where(live, tiles, -1), h_kv), dtype=np.int32)
+    return np.frombuffer(_C.lpt_deal(costs, n_prog), dtype=np.int32)
 
 
 def _dense_strides(t, kv_layout):
@@ -276,13 +299,14 @@ def single_prefill_cuda(out, lse, q, k, v, packed_custom_mask, mask_mode, kv_lay
 
 def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
                               pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
-                              v_scale):
+                              v_scale, deal=None):
     contract.check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
                                         pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
-                                        rope_theta, v_scale)
+                                        rope_theta, v_scale, deal)
     _check_block_m(q, block_m, out.shape[2])
+    _check_deal(deal, q.device)
     _launch(out, lse, q, k, v, work, None, packed_custom_mask, paged=False, single=False, qo_len=0, kv_len=0,
-            n_programs=work.shape[0], page_size=1, k_strides=_dense_strides(k, kv_layout),
+            n_programs=work.shape[0], deal=deal, page_size=1, k_strides=_dense_strides(k, kv_layout),
             v_strides=_dense_strides(v, kv_layout), mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode,
             sm_scale=sm_scale, window_left=window_left, logits_soft_cap=logits_soft_cap, rope_scale=rope_scale,
             rope_theta=rope_theta, v_scale=v_scale, n_tok=k.shape[0] if kv_layout == 0 else k.shape[1])
@@ -364,10 +388,11 @@ def _staged_groups(device, groups, copy, attend):
 
 def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
                              kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
-                             rope_theta, v_scale, kv_staging=None):
+                             rope_theta, v_scale, kv_staging=None, deal=None):
     contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                                        mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
-                                       logits_soft_cap, rope_scale, rope_theta, v_scale, kv_staging)
+                                       logits_soft_cap, rope_scale, rope_theta, v_scale, kv_staging, deal)
+    _check_deal(deal, q.device)
     page_size = k_cache.shape[1] if kv_layout == 0 else k_cache.shape[2]
     k_strides, v_strides = _paged_strides(k_cache, kv_layout), _paged_strides(v_cache, kv_layout)
     scal = dict(mask_mode=mask_mode, pos_encoding_mode=pos_encoding_mode, sm_scale=sm_scale, window_left=window_left,
@@ -387,19 +412,17 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
                                    kv_len=0, page_size=1, k_strides=_dense_strides(ks, 0),
                                    v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size,
                                    pdl=pdl, **scal)
-        if pdl:
-            # copy and dense launch back to back: the dependency is on the kernel just before, so a
-            # persistent grid's queue counter is zeroed first
-            work = groups[0]
-            queue = torch.zeros(1, dtype=torch.int32, device=q.device) if getattr(attend, "persistent", 0) else None
-            copy(work)
-            attend(work, work.shape[0], queue)
+        if groups.shape[0] == 1:
+            # copy and dense launch back to back (with pdl, the dependency is on the kernel just
+            # before: nothing may be launched in between)
+            copy(groups[0])
+            attend(groups[0], groups.shape[1], deal)
             return
         _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy, attend)
         return
     _check_block_m(q, block_m, out.shape[2], paged=True)
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
-            kv_len=0, n_programs=work.shape[0], page_size=page_size, k_strides=k_strides, v_strides=v_strides, **scal)
+            kv_len=0, n_programs=work.shape[0], deal=deal, page_size=page_size, k_strides=k_strides, v_strides=v_strides, **scal)
 
 
 # ---- CPU key (reference) ----------------------------------------------------------------------
@@ -442,10 +465,11 @@ def _requests(work):
 
 def batch_prefill_ragged_cpu(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
                              pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale, rope_theta,
-                             v_scale):
+                             v_scale, deal=None):
+    """Reference path (`deal`, a persistent schedule of the same items, changes nothing here)."""
     contract.check_batch_prefill_ragged(out, lse, q, k, v, work, packed_custom_mask, block_m, mask_mode, kv_layout,
                                         pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
-                                        rope_theta, v_scale)
+                                        rope_theta, v_scale, deal)
     if kv_layout == 1:
         k, v = k.transpose(0, 1), v.transpose(0, 1)
     for qs, ql, ks, kl, mb in _requests(work):
@@ -457,11 +481,12 @@ def batch_prefill_ragged_cpu(out, lse, q, k, v, work, packed_custom_mask, block_
 
 def batch_prefill_paged_cpu(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m, mask_mode,
                             kv_layout, pos_encoding_mode, sm_scale, window_left, logits_soft_cap, rope_scale,
-                            rope_theta, v_scale, kv_staging=None):
-    """Reference path: reads the pages directly (kv_staging is scratch the GPU path may use)."""
+                            rope_theta, v_scale, kv_staging=None, deal=None):
+    """Reference path: reads the pages directly (kv_staging is scratch the GPU path may use, deal a
+    persistent schedule of the same items)."""
     contract.check_batch_prefill_paged(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, block_m,
                                        mask_mode, kv_layout, pos_encoding_mode, sm_scale, window_left,
-                                       logits_soft_cap, rope_scale, rope_theta, v_scale, kv_staging)
+                                       logits_soft_cap, rope_scale, rope_theta, v_scale, kv_staging, deal)
     if kv_layout == 1:
         k_cache, v_cache = k_cache.transpose(1, 2), v_cache.transpose(1, 2)
     page = k_cache.shape[1]
@@ -514,11 +539,10 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     sig.update({"alibi_n": "i32", "use_rope": "i32", "rope_rcp_scale": "fp32", "rope_log2_theta": "fp32",
                 "write_lse": "i32", "fp8_exp": "i32", "fp8_man": "i32", "fp8_bias": "i32",
                 "k_desc": f"*{kv}", "v_desc": f"*{kv}", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
-                "v_rows_per_head": "i32", "v_cols_per_head": "i32", "n_work": "i32", "n_kv_heads": "i32",
-                "queue_ptr": "*i32"})
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32", "n_work": "i32", "deal_ptr": "*i32"})
     for n in ("HEAD_DIM_QK", "HEAD_DIM_VO", "PAGED", "KV_FP8", "EXTRA", "BLOCK_M", "BLOCK_N", "BLOCK_DQK", "BLOCK_DVO",
               "PREFETCH_PAGES", "PAGE_POW2", "SHARED_ROWS", "TMA", "DIAG_IN_LOOP", "PERSISTENT",
-              "PDL_WAIT", "CLAIM_AFTER"):
+              "PDL_WAIT"):
         sig[n] = "constexpr"
 
     fp8 = kv == "u8"
@@ -536,21 +560,24 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     # gfx942 and gfx950 share the tile (BLOCK_M, BLOCK_N); only launch options differ.
     cfg = prefill_config("sm90" if tma else "gfx942", d_qk, d_vo, extra, fp8, paged)
     assert tma or prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
-    register_variant(KernelVariant(
-        kernel="attention.prefill_kernel",
-        variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_pow2' if pow2 else ''}"
-                f"{'_rows' if rows else ''}{'_extra' if extra else ''}{'_tma' if tma else ''}",
-        fn=prefill_kernel, signature=sig,
-        constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
-                        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                        BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
-                        PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
-                        DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
-                        PERSISTENT=False,  # as persistent_programs() by default
-                        PDL_WAIT=False,  # dependent launches: sm90 staged path only (stage_pdl)
-                        CLAIM_AFTER=False),
-        options=options, min_occupancy=cfg.min_occupancy, families=families,
-    ))
+    # each variant also in its persistent form (over plan()'s deal: use_deal; forced anywhere by
+    # FLASHINFER_PREFILL_DEAL=1), which the gate compiles as well
+    for persistent in (False, True):
+        register_variant(KernelVariant(
+            kernel="attention.prefill_kernel",
+            variant=f"{q}_kv{kv}_d{d_qk}x{d_vo}_{'paged' if paged else 'dense'}{'_pow2' if pow2 else ''}"
+                    f"{'_rows' if rows else ''}{'_extra' if extra else ''}{'_tma' if tma else ''}"
+                    f"{'_dealt' if persistent else ''}",
+            fn=prefill_kernel, signature=sig,
+            constexprs=dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, PAGED=paged, KV_FP8=kv == "u8", EXTRA=extra,
+                            BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                            BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, PREFETCH_PAGES=paged,
+                            PAGE_POW2=pow2, SHARED_ROWS=rows, TMA=tma,
+                            DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
+                            PERSISTENT=persistent,
+                            PDL_WAIT=False),  # dependent launches: sm90 staged path only (stage_pdl)
+            options=options, min_occupancy=cfg.min_occupancy, families=families,
+        ))
 
 
 def _register_stage_variants():
