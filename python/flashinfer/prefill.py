@@ -352,7 +352,7 @@ class _PrefillPlanner:
         """The persistent schedule run() passes the op (deal_pairs over the work buffer's rows), or
         None for the 2-D grid (use_deal decides; never with request groups or on the CPU)."""
         if w is None or (self.device.type != "cuda" and os.environ.get("FLASHINFER_PREFILL_DEAL") != "1"):
-            return None
+            return None  # (the CPU reference path has no use for one; forced: the op checks it)
         rows = self._work.shape[0]
         live = np.zeros(rows, bool)
         live[:w.shape[0]] = w[:, 2] > 0

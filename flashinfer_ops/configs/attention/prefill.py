@@ -232,14 +232,15 @@ def use_deal(family: str, n_prog: int, n_pairs: int, mean_tiles: float, graph: b
     V) at D128 on sm90 (the one case timed; DEAL_PER_SM programs of that tile fit an SM), outside
     CUDA-graph mode, where live pairs average at most DEAL_MAX_TILES K / V tiles and there are at
     least two a program (PERSISTENT_NOTE). FLASHINFER_PREFILL_DEAL=0 / 1 forces it off / on (on:
-    every family, kernel and schedule but graph mode; tests, A/B runs)."""
+    every kernel and schedule but graph mode; tests, A/B runs). sm90 (and the interpreter, which
+    takes the sm90 tables) only: on gfx942 the persistent form spills under Triton 3.5.1 (208
+    bytes of scratch at D64), so the op runs the 2-D grid there whatever the deal (prefill_launcher)."""
     env = os.environ.get("FLASHINFER_PREFILL_DEAL", "")
-    if graph or env == "0" or n_pairs == 0:
+    if graph or env == "0" or n_pairs == 0 or family != "sm90":
         return False
     if env == "1":
         return True
-    return (family == "sm90" and dense and head_dims == (128, 128) and mean_tiles <= DEAL_MAX_TILES
-            and n_pairs >= 2 * n_prog)
+    return dense and head_dims == (128, 128) and mean_tiles <= DEAL_MAX_TILES and n_pairs >= 2 * n_prog
 
 
 def page_pow2(page_size: int) -> bool:

@@ -141,8 +141,9 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
             return
         if work is None:
             work = _dummy(dev, torch.int32)
-        if deal is not None and not single:
-            # prefill_kernel PERSISTENT over plan()'s deal (_check_deal: deal_grid programs)
+        if deal is not None and not single and family == "sm90":
+            # prefill_kernel PERSISTENT over plan()'s deal (_check_deal: deal_grid programs); the
+            # deal is only a schedule, so other families run the same pairs on the 2-D grid (use_deal)
             if run_dealt is None:
                 run_dealt = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
             run_dealt((deal_grid(sm_count(dev)), 1), *head, work, kv_indices if kv_indices is not None else work,
@@ -560,8 +561,8 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
     # gfx942 and gfx950 share the tile (BLOCK_M, BLOCK_N); only launch options differ.
     cfg = prefill_config("sm90" if tma else "gfx942", d_qk, d_vo, extra, fp8, paged)
     assert tma or prefill_config("gfx950", d_qk, d_vo, extra, fp8, paged).block_n == cfg.block_n
-    # each variant also in its persistent form (over plan()'s deal: use_deal; forced anywhere by
-    # FLASHINFER_PREFILL_DEAL=1), which the gate compiles as well
+    # each variant also in its persistent form (over plan()'s deal: use_deal), sm90 only (the sm90
+    # compile report; on AMD the op runs the 2-D grid)
     for persistent in (False, True):
         register_variant(KernelVariant(
             kernel="attention.prefill_kernel",
@@ -576,7 +577,7 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                             DIAG_IN_LOOP=tma,  # as diag_in_loop(tma) by default
                             PERSISTENT=persistent,
                             PDL_WAIT=False),  # dependent launches: sm90 staged path only (stage_pdl)
-            options=options, min_occupancy=cfg.min_occupancy, families=families,
+            options=options, min_occupancy=cfg.min_occupancy, families=("sm90",) if persistent else families,
         ))
 
 
