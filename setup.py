@@ -1,6 +1,7 @@
 """Build: compiles csrc/ops/*.cpp (the TORCH_LIBRARY(flashinfer) schemas) into flashinfer_ops._C.
 
-Kernels are Triton (Python); the C++ library holds only the op schemas, so one build serves
+Kernels are Triton (Python); the C++ library holds the op schemas (and plan()'s host-side
+schedule helper, csrc/ops/plan.cpp), so one build serves
 Python callers, torch.export and LibTorch programs alike.
 """
 import glob

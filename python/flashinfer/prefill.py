@@ -12,7 +12,6 @@ no AITER prefill adapter yet.
 import functools
 import logging
 import math
-import os
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
@@ -350,19 +349,21 @@ class _PrefillPlanner:
 
     def _plan_deal(self, w, cost, num_kv_heads, head_dim_qk, head_dim_vo, dense):
         """The persistent schedule run() passes the op (deal_pairs over the work buffer's rows), or
-        None for the 2-D grid (use_deal decides; never with request groups or on the CPU)."""
-        if w is None or (self.device.type != "cuda" and os.environ.get("FLASHINFER_PREFILL_DEAL") != "1"):
-            return None  # (the CPU reference path has no use for one; forced: the op checks it)
+        None for the 2-D grid (use_deal decides; never with request groups, nor on the CPU, whose
+        reference path has no use for one)."""
+        if w is None or self.device.type != "cuda":
+            return None
         rows = self._work.shape[0]
         live = np.zeros(rows, bool)
         live[:w.shape[0]] = w[:, 2] > 0
         reads = np.zeros(rows, np.int64)
         reads[:w.shape[0]] = cost
-        bn = prefill_config(arch_family(self.device), head_dim_qk, head_dim_vo).block_n
+        family = arch_family(self.device)
+        bn = prefill_config(family, head_dim_qk, head_dim_vo).block_n
         n_prog = deal_grid(sm_count(self.device))
         n_live = int(live.sum())
         mean_tiles = float((-(-reads[live] // bn)).mean()) if n_live else 0.0
-        if not use_deal(arch_family(self.device), n_prog, n_live * num_kv_heads, mean_tiles, self._use_cuda_graph,
+        if not use_deal(family, n_prog, n_live * num_kv_heads, mean_tiles, self._use_cuda_graph,
                         dense, (head_dim_qk, head_dim_vo)):
             return None
         deal = deal_pairs(reads, live, num_kv_heads, n_prog, bn)

@@ -234,7 +234,7 @@ def use_deal(family: str, n_prog: int, n_pairs: int, mean_tiles: float, graph: b
     least two a program (PERSISTENT_NOTE). FLASHINFER_PREFILL_DEAL=0 / 1 forces it off / on (on:
     every kernel and schedule but graph mode; tests, A/B runs). sm90 (and the interpreter, which
     takes the sm90 tables) only: on gfx942 the persistent form spills under Triton 3.5.1 (208
-    bytes of scratch at D64), so the op runs the 2-D grid there whatever the deal (prefill_launcher)."""
+    bytes of scratch at D64), so the op runs the 2-D grid there whatever the deal (_prefill_launcher)."""
     env = os.environ.get("FLASHINFER_PREFILL_DEAL", "")
     if graph or env == "0" or n_pairs == 0 or family != "sm90":
         return False

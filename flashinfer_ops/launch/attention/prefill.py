@@ -359,7 +359,8 @@ def _side_streams(device):
 
 def _staged_groups(device, groups, copy, attend):
     """copy(work) then attend(work, n_programs) for each request group's schedule in `groups`. One
-    group: in order on the current stream. Several: every copy on the copy stream, in order, each
+    group: in order on the current stream, back to back (a dependent launch, pdl, depends on the
+    kernel just before it). Several: every copy on the copy stream, in order, each
     followed by an event; group g's attention waits for its copy's event, alternating between the
     current stream and a second one (so group g + 1 starts while group g drains); the current
     stream then waits for both side streams (the op's writes are ordered before whatever the caller
@@ -413,13 +414,9 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
                                    kv_len=0, page_size=1, k_strides=_dense_strides(ks, 0),
                                    v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size,
                                    pdl=pdl, **scal)
-        if groups.shape[0] == 1:
-            # copy and dense launch back to back (with pdl, the dependency is on the kernel just
-            # before: nothing may be launched in between)
-            copy(groups[0])
-            attend(groups[0], groups.shape[1], deal)
-            return
-        _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy, attend)
+        # (a deal comes with one group only: check_deal)
+        _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy,
+                       lambda w, n: attend(w, n, deal))
         return
     _check_block_m(q, block_m, out.shape[2], paged=True)
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
