@@ -457,30 +457,35 @@ def test_tile_kv_reads_matches_the_mask():
 @pytest.mark.parametrize("mode", ["causal", "none"])
 @pytest.mark.parametrize("write_lse", [False, True])
 def test_lean_persistent_kernel_shifted_last_tile(mode, write_lse):
-    """prefill_persistent_kernel (branch s15-lean-shifted, not wired to plan() yet) launched
-    directly over host tensor descriptors: requests ending mid-tile read their last tile shifted
-    back to end at kv_len (masking the columns already seen), a request without K / V writes zeros
-    and lse -inf, qo_len > kv_len without a mask; against the oracle, into poisoned outputs."""
+    """prefill_persistent_kernel launched directly over host tensor descriptors: requests ending
+    mid-tile read their last tile shifted back to end at kv_len (masking the columns already seen),
+    requests shorter than a tile take the pointer-loaded tile, a request without K / V writes zeros
+    and lse -inf, qo_len > kv_len without a mask; K / V rows between requests hold NaN (a read
+    outside the request would reach the sums); against the oracle, into poisoned outputs."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     from flashinfer_ops.kernels.attention.prefill import LOG2E, prefill_persistent_kernel
 
     bm, bn, hq, hk, d = 64, 64, 4, 2, 64
-    qo = np.array([70, 1, 64, 5, 0, 33] if mode == "causal" else [70, 200, 64, 5, 9, 33])
-    kv = np.array([70, 64, 129, 100, 64, 200] if mode == "causal" else [70, 64, 129, 100, 0, 65])
+    qo = np.array([70, 1, 64, 5, 0, 33, 3, 1] if mode == "causal" else [70, 200, 64, 5, 9, 33, 40, 1])
+    kv = np.array([70, 64, 129, 100, 64, 200, 19, 1] if mode == "causal" else [70, 64, 129, 100, 0, 65, 19, 1])
     qo_indptr = np.concatenate([[0], np.cumsum(qo)])
-    kv_indptr = np.concatenate([[0], np.cumsum(kv)])
+    gap = 7
+    kv_starts = np.concatenate([[gap], np.cumsum(kv + gap)[:-1] + gap])
     q = torch.randn(int(qo_indptr[-1]), hq, d, device=DEV).to(torch.float16)
-    k = torch.randn(int(kv_indptr[-1]), hk, d, device=DEV).to(torch.float16)
-    v = torch.randn(int(kv_indptr[-1]), hk, d, device=DEV).to(torch.float16)
-    work, cost = build_work(qo_indptr, kv, kv_indptr[:-1], np.zeros(len(kv), np.int64), hq // hk, bm,
+    n = int(kv_starts[-1] + kv[-1] + gap)
+    k = torch.full((n, hk, d), float("nan"), device=DEV, dtype=torch.float16)
+    v = torch.full((n, hk, d), float("nan"), device=DEV, dtype=torch.float16)
+    for s0, ln in zip(kv_starts, kv):
+        k[s0:s0 + ln] = torch.randn(ln, hk, d, device=DEV).to(torch.float16)
+        v[s0:s0 + ln] = torch.randn(ln, hk, d, device=DEV).to(torch.float16)
+    work, cost = build_work(qo_indptr, kv, kv_starts, np.zeros(len(kv), np.int64), hq // hk, bm,
                             mode == "causal", with_cost=True)
     n_prog = 8
     deal = torch.from_numpy(deal_pairs(cost, work[:, 2] > 0, hk, n_prog, bn).copy()).to(DEV)
     work_t = torch.from_numpy(work).to(DEV)
     out = poison(torch.empty(q.shape[0], hq, d, dtype=torch.float16, device=DEV))
     lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
-    n = k.shape[0]
     kd = TensorDescriptor(k, [n, hk * d], [hk * d, 1], [bn, d])
     vd = TensorDescriptor(v, [n, hk * d], [hk * d, 1], [bn, d])
     sm = 1.0 / math.sqrt(d)
@@ -490,6 +495,6 @@ def test_lean_persistent_kernel_shifted_last_tile(mode, write_lse):
         MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d,
         HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=bm, BLOCK_N=bn, WRITE_LSE=write_lse, num_warps=4, num_stages=3)
     for i in range(len(kv)):
-        qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_indptr[i], kv_indptr[i + 1]
+        qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_starts[i], kv_starts[i] + kv[i]
         o32, l32, err_lp = _ref(q[qs:qe], k[ks:ke], v[ks:ke], causal=mode == "causal")
         _compare(out[qs:qe], lse[qs:qe] if write_lse else None, o32, l32, err_lp, torch.float16)

@@ -436,6 +436,18 @@ def prefill_kernel(
 
 
 @triton.jit
+def _online_softmax_step(s, v, acc, m_i, l_i):
+    """One K / V tile of the online softmax (base-2 scores s [M, N], masked entries -inf; rows
+    that have seen a key keep a finite max): the running (acc [M, D], max [M], sum [M])."""
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    p = tl.exp2(s - m_new[:, None])
+    alpha = tl.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+    return acc, m_new, l_i
+
+
+@triton.jit
 def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, k_desc, v_desc,
                stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on, stride_oh,
                stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
@@ -443,7 +455,9 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr,
                BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr):
     """prefill_persistent_kernel's work for one (item, kv head) pair: the rows row0 .. row0 +
-    BLOCK_M of a request (qo_start, qo_len, kv_start: its first K / V row, kv_len > 0)."""
+    BLOCK_M of a request (qo_start, qo_len, kv_start: its first K / V row, kv_len > 0; K / V row
+    kv_start + j of kv head kvh at k_ptr + (kv_start + j) * stride_kn + kvh * stride_kh, and through
+    the descriptors as prefill_kernel's)."""
     offs_b = tl.arange(0, BLOCK_M)
     offs_dqk = tl.arange(0, HEAD_DIM_QK)
     offs_dvo = tl.arange(0, HEAD_DIM_VO)
@@ -462,35 +476,40 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
         diag_from = (tl.minimum(kv_len, tl.maximum(row0 // group + off + 1, 0)) // BLOCK_N) * BLOCK_N
     # Every tile goes through the descriptors: the last one, where the request ends mid-tile, is
     # read shifted back to end at kv_len (rows kv_len - BLOCK_N .. kv_len: all this request's, so
-    # no other request's values reach the sums) and its columns already seen are masked. Needs
-    # kv_len >= BLOCK_N (plan() deals such schedules only). One code path: a second,
-    # pointer-loaded edge tile cost the loop ~4% (NOTES.md session 14).
-    n_t = tl.cdiv(hi, BLOCK_N)
-    mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
-    last = kv_len - BLOCK_N
-    k_row0 = kv_start + kvh * k_rows_per_head
-    k_col0 = kvh * k_cols_per_head
-    v_row0 = kv_start + kvh * v_rows_per_head
-    v_col0 = kvh * v_cols_per_head
+    # no other request's values reach the sums) and its columns already seen are masked. One code
+    # path in the loop: a second, pointer-loaded edge tile cost it ~4% (NOTES.md session 14).
+    # A request shorter than a tile has no such window: its one tile is pointer-loaded instead.
     acc = tl.zeros([BLOCK_M, HEAD_DIM_VO], dtype=tl.float32)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     offs_n = tl.arange(0, BLOCK_N)
-    for start_n in tl.range(0, n_t * BLOCK_N, BLOCK_N):
-        ld = tl.minimum(start_n, last)
-        k = k_desc.load([k_row0 + ld, k_col0])
+    if kv_len >= BLOCK_N:
+        n_t = tl.cdiv(hi, BLOCK_N)
+        mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
+        last = kv_len - BLOCK_N
+        k_row0 = kv_start + kvh * k_rows_per_head
+        k_col0 = kvh * k_cols_per_head
+        v_row0 = kv_start + kvh * v_rows_per_head
+        v_col0 = kvh * v_cols_per_head
+        for start_n in tl.range(0, n_t * BLOCK_N, BLOCK_N):
+            ld = tl.minimum(start_n, last)
+            k = k_desc.load([k_row0 + ld, k_col0])
+            s = tl.dot(q, tl.trans(k)) * qk_scale
+            if start_n >= mask_from:
+                cols = ld + offs_n
+                keep = (cols >= start_n)[None, :] & ((cols[None, :] <= row_pos[:, None]) | (mask_mode == 0))
+                s = tl.where(keep, s, float("-inf"))
+            v = v_desc.load([v_row0 + ld, v_col0])
+            acc, m_i, l_i = _online_softmax_step(s, v, acc, m_i, l_i)
+    else:
+        row_in = offs_n < kv_len
+        k = tl.load(k_ptr + (kv_start + offs_n).to(tl.int64)[:, None] * stride_kn + kvh.to(tl.int64) * stride_kh
+                    + offs_dqk[None, :], mask=row_in[:, None], other=0)
+        v = tl.load(v_ptr + (kv_start + offs_n).to(tl.int64)[:, None] * stride_vn + kvh.to(tl.int64) * stride_vh
+                    + offs_dvo[None, :], mask=row_in[:, None], other=0)
         s = tl.dot(q, tl.trans(k)) * qk_scale
-        if start_n >= mask_from:
-            cols = ld + offs_n
-            keep = (cols >= start_n)[None, :] & ((cols[None, :] <= row_pos[:, None]) | (mask_mode == 0))
-            s = tl.where(keep, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.exp2(s - m_new[:, None])
-        alpha = tl.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        v = v_desc.load([v_row0 + ld, v_col0])
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-        m_i = m_new
+        keep = row_in[None, :] & ((offs_n[None, :] <= row_pos[:, None]) | (mask_mode == 0))
+        acc, m_i, l_i = _online_softmax_step(tl.where(keep, s, float("-inf")), v, acc, m_i, l_i)
     # kv_len > 0 and qo_len <= kv_len (causal): every row sees key 0, so l_i > 0
     o = acc * (v_scale / l_i)[:, None]
     o_rows = (qo_start + qi).to(tl.int64) * stride_on + hq.to(tl.int64) * stride_oh
@@ -532,8 +551,8 @@ def prefill_persistent_kernel(
     plan() dealt it, as prefill_kernel PERSISTENT does (deal_ptr layout there), with
     prefill_kernel's results. qk_scale = sm_scale * log2(e); mask_mode 0 (none) or 1 (causal);
     work rows and descriptor views as prefill_kernel's (kv_start scaled by kv_start_mul); lse
-    written iff WRITE_LSE. Precondition (plan()'s promise): every dealt pair's request has
-    kv_len == 0 or kv_len >= BLOCK_N.
+    written iff WRITE_LSE; K / V strides (stride_kn, stride_kh, ...) address requests shorter
+    than a tile (_lean_pair).
 
     Why a kernel of its own: at short causal sequences (~8.5 tiles a pair at (16, 1024)) a pair's
     fixed cost weighs. The one-pair-a-program grid pays a program launch for each; prefill_kernel's
