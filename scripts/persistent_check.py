@@ -1,11 +1,12 @@
 """A/B of prefill launch forms in one process on the benchmark's ragged and paged (page 16,
 staged) cases at the issue-3 shapes. Each setting "D:P" sets FLASHINFER_PREFILL_DEAL=D (1: deal
 the pairs to the persistent grid; 0: the 2-D grid; "-": plan()'s default) and
-FLASHINFER_PREFILL_STAGE_PDL=P (the dense launch a programmatic dependent of the staged copy). The
+FLASHINFER_PREFILL_STAGE_PDL=P (the dense launch a programmatic dependent of the staged copy), and
+"D:P:L" also FLASHINFER_PREFILL_LEAN=L (0: dealt pairs run prefill_kernel PERSISTENT). The
 deal is made at plan(), so each setting plans its own case. Settings are timed in turn, twice
 over, and the outputs checked against the first setting's at (16, 1024).
 
-    python scripts/persistent_check.py [D:P ...]      (default: 0:0 -:0 1:0 -:1)
+    python scripts/persistent_check.py [D:P[:L] ...]      (default: 0:0 -:0 1:0 -:1)
 """
 import json
 import os
@@ -18,7 +19,8 @@ from benchmarks.common import time_device_us  # noqa: E402
 
 
 def _set(setting):
-    d, p = setting.split(":")
+    d, p, *lean = setting.split(":")
+    os.environ["FLASHINFER_PREFILL_LEAN"] = lean[0] if lean else "1"
     if d == "-":
         os.environ.pop("FLASHINFER_PREFILL_DEAL", None)
     else:

@@ -225,6 +225,18 @@ def deal_grid(n_sms: int) -> int:
     return DEAL_PER_SM * n_sms
 
 
+def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_left: int, head_dim_qk: int,
+                    head_dim_vo: int) -> bool:
+    """Dealt pairs run prefill_persistent_kernel (one descriptor-fed loop, no feature branches)
+    instead of prefill_kernel PERSISTENT where their features allow it: sm90 (and the
+    interpreter), dense 16-bit K / V (ragged, or paged on staged K / V), no custom mask, RoPE,
+    ALiBi, soft cap or window, head dims that are the tile widths. FLASHINFER_PREFILL_LEAN=0 keeps
+    prefill_kernel PERSISTENT (A/B runs). Timing: LEAN_NOTE."""
+    return (family == "sm90" and not (paged or fp8 or extra) and window_left < 0
+            and padded_dims(head_dim_qk, head_dim_vo) == (head_dim_qk, head_dim_vo)
+            and os.environ.get("FLASHINFER_PREFILL_LEAN", "1") != "0")
+
+
 def use_deal(family: str, n_prog: int, n_pairs: int, mean_tiles: float, graph: bool, dense: bool,
              head_dims: Tuple[int, int]) -> bool:
     """plan() deals its (tile, kv head) pairs to the persistent grid (n_prog programs) instead of

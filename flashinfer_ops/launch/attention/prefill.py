@@ -12,11 +12,12 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, padded_dims, page_pow2, prefetch_pages,
+    HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims, page_pow2,
+    prefetch_pages,
     prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
-from ...kernels.attention.prefill import prefill_kernel, stage_paged_kv_kernel
+from ...kernels.attention.prefill import LOG2E, prefill_kernel, prefill_persistent_kernel, stage_paged_kv_kernel
 from ...reference import attention as ref
 
 # fp8 format -> (exponent bits, mantissa bits, exponent bias) for the in-kernel decode.
@@ -135,6 +136,34 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
     run = repeat_launcher(prefill_kernel, **kwargs)
     run_dealt = None
 
+    def dealt_launcher():
+        """The persistent form's launch over a deal: prefill_persistent_kernel where the features
+        allow (lean_persistent; descriptors over the same 2-D views, built here in the interpreter,
+        which has no copy engine), else prefill_kernel PERSISTENT."""
+        if not single and lean_persistent(family, paged, fp8, extra, window_left, d_qk, d_vo):
+            kd, vd, kw, vw = k_desc, v_desc, k_view, v_view
+            if not tma:
+                kw, vw = tma_view(k, k_strides, n_tok, d_qk), tma_view(v, v_strides, n_tok, d_vo)
+                if kw is not None and vw is not None:
+                    kd = TensorDescriptor(k, [kw[2], kw[3]], [k_strides[1], 1], [cfg.block_n, d_qk])
+                    vd = TensorDescriptor(v, [vw[2], vw[3]], [v_strides[1], 1], [cfg.block_n, d_vo])
+            if kw is not None and vw is not None:
+                lean = repeat_launcher(prefill_persistent_kernel, HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo,
+                                       BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, WRITE_LSE=bool(write_lse),
+                                       **({"PDL_WAIT": True, "launch_pdl": True} if pdl else {}),
+                                       **cfg.launch.options(family))
+                lean_args = (q, k, v, out, lse_t)
+                lean_tail = (kd, vd, q.stride(0), q.stride(1), k_strides[1], k_strides[2], v_strides[1],
+                             v_strides[2], out.stride(0), out.stride(1), s_ln, s_lh)
+                lean_scal = (h_qo // h_kv, kv_start_mul, mask_mode, float(sm_scale) * LOG2E, float(v_scale),
+                             kw[0], kw[1], vw[0], vw[1])
+                return lambda grid, work, n_programs, deal: lean(grid, *lean_args, work, deal, *lean_tail,
+                                                                 n_programs, *lean_scal)
+        full = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
+        idx = kv_indices
+        return lambda grid, work, n_programs, deal: full(grid, *head, work, idx if idx is not None else work, *tail,
+                                                         n_programs, deal)
+
     def go(work, n_programs, deal=None):
         nonlocal run_dealt
         if n_programs == 0:
@@ -142,12 +171,11 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
         if work is None:
             work = _dummy(dev, torch.int32)
         if deal is not None and not single and family == "sm90":
-            # prefill_kernel PERSISTENT over plan()'s deal (_check_deal: deal_grid programs); the
-            # deal is only a schedule, so other families run the same pairs on the 2-D grid (use_deal)
+            # the persistent form over plan()'s deal (_check_deal: deal_grid programs); the deal
+            # is only a schedule, so other families run the same pairs on the 2-D grid (use_deal)
             if run_dealt is None:
-                run_dealt = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
-            run_dealt((deal_grid(sm_count(dev)), 1), *head, work, kv_indices if kv_indices is not None else work,
-                      *tail, n_programs, deal)
+                run_dealt = dealt_launcher()
+            run_dealt((deal_grid(sm_count(dev)), 1), work, n_programs, deal)
         else:
             run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs,
                 work)
