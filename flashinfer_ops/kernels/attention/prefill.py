@@ -453,7 +453,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
                stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr,
-               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr):
+               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr, SHORT_TILE: tl.constexpr):
     """prefill_persistent_kernel's work for one (item, kv head) pair: the rows row0 .. row0 +
     BLOCK_M of a request (qo_start, qo_len, kv_start: its first K / V row, kv_len > 0; K / V row
     kv_start + j of kv head kvh at k_ptr + (kv_start + j) * stride_kn + kvh * stride_kh, and through
@@ -483,7 +483,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     offs_n = tl.arange(0, BLOCK_N)
-    if kv_len >= BLOCK_N:
+    if kv_len >= BLOCK_N or not SHORT_TILE:
         n_t = tl.cdiv(hi, BLOCK_N)
         mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
         last = kv_len - BLOCK_N
@@ -503,8 +503,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
             acc, m_i, l_i = _online_softmax_step(s, v, acc, m_i, l_i)
     else:
         row_in = offs_n < kv_len
-        k = tl.load(k_ptr + (kv_start + offs_n).to(tl.int64)[:, None] * stride_kn + kvh.to(tl.int64) * stride_kh
-                    + offs_dqk[None, :], mask=row_in[:, None], other=0)
+        k = k_desc.load([kv_start + kvh * k_rows_per_head, kvh * k_cols_per_head])
         v = tl.load(v_ptr + (kv_start + offs_n).to(tl.int64)[:, None] * stride_vn + kvh.to(tl.int64) * stride_vh
                     + offs_dvo[None, :], mask=row_in[:, None], other=0)
         s = tl.dot(q, tl.trans(k)) * qk_scale
@@ -544,7 +543,7 @@ def prefill_persistent_kernel(
     n_work, group, kv_start_mul, mask_mode, qk_scale, v_scale,
     k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False,
+    WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False, SHORT_TILE: tl.constexpr = True,
 ):
     """Persistent lean prefill (sm90, 16-bit dense K / V read through tensor descriptors; no mask
     but causal, no window, RoPE, ALiBi, soft cap or fp8): program p runs the (item, kv head) pairs
@@ -578,7 +577,7 @@ def prefill_persistent_kernel(
                        v_desc, stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on,
                        stride_oh, stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                        k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, HEAD_DIM_QK,
-                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE)
+                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE, SHORT_TILE)
         else:
             _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_oh, stride_ln, stride_lh,
                         group, HEAD_DIM_VO, BLOCK_M, WRITE_LSE)

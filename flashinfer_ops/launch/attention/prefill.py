@@ -548,6 +548,7 @@ def _register_variants():
                         _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows)
                 if kv == q and (bdqk, bdvo) == (d_qk, d_vo):
                     _register_one(q, kv, d_qk, d_vo, False, False, False, False, tma=True)
+                    _register_lean(q, d_qk, d_vo)
 
 
 def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
@@ -603,6 +604,29 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
                             PERSISTENT=persistent,
                             PDL_WAIT=False),  # dependent launches: sm90 staged path only (stage_pdl)
             options=options, min_occupancy=cfg.min_occupancy, families=("sm90",) if persistent else families,
+        ))
+
+
+def _register_lean(q, d_qk, d_vo):
+    """prefill_persistent_kernel's variants (lean_persistent: sm90 only, for the sm90 compile report)."""
+    cfg = prefill_config("sm90", d_qk, d_vo)
+    sig = {"q_ptr": f"*{q}", "k_ptr": f"*{q}", "v_ptr": f"*{q}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
+           "work_ptr": "*i32", "deal_ptr": "*i32", "k_desc": f"tensordesc<{q}[{cfg.block_n}, {d_qk}]>",
+           "v_desc": f"tensordesc<{q}[{cfg.block_n}, {d_vo}]>"}
+    for n in ("stride_qn", "stride_qh", "stride_kn", "stride_kh", "stride_vn", "stride_vh", "stride_on", "stride_oh",
+              "stride_ln", "stride_lh", "n_work", "group", "kv_start_mul", "mask_mode"):
+        sig[n] = "i32"
+    sig.update({"qk_scale": "fp32", "v_scale": "fp32", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32"})
+    for write_lse in (False, True):
+        ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, WRITE_LSE=write_lse,
+                  PDL_WAIT=False)
+        sig.update({n: "constexpr" for n in ce})
+        register_variant(KernelVariant(
+            kernel="attention.prefill_persistent_kernel",
+            variant=f"{q}_d{d_qk}x{d_vo}{'_lse' if write_lse else ''}", fn=prefill_persistent_kernel,
+            signature=dict(sig), constexprs=ce, options=cfg.launch.options, min_occupancy=cfg.min_occupancy,
+            families=("sm90",),
         ))
 
 
