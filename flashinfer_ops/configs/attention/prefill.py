@@ -225,6 +225,9 @@ def deal_grid(n_sms: int) -> int:
     return DEAL_PER_SM * n_sms
 
 
+LEAN_PAGES = (16, 32, 64)  # page sizes prefill_persistent_kernel reads in place (whole pieces of its 64-token tile)
+
+
 def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_left: int, head_dim_qk: int,
                     head_dim_vo: int) -> bool:
     """Dealt pairs run prefill_persistent_kernel (one descriptor-fed loop, no feature branches)
