@@ -492,7 +492,7 @@ def test_lean_persistent_kernel_shifted_last_tile(mode, write_lse):
     prefill_persistent_kernel[(n_prog,)](
         q, k, v, out, lse, work_t, deal, kd, vd, q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0),
         v.stride(1), out.stride(0), out.stride(1), lse.stride(0), lse.stride(1), work.shape[0], hq // hk, 1,
-        MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d,
+        MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d, work_t, 0,
         HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=bm, BLOCK_N=bn, WRITE_LSE=write_lse, num_warps=4, num_stages=3)
     for i in range(len(kv)):
         qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_starts[i], kv_starts[i] + kv[i]
