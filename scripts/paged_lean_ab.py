@@ -49,18 +49,24 @@ def main():
         row[f"staged_pdl{pdl}"] = round(time_device_us([lambda: pag.run(q, (kc, vc))], warmup=3, reps=20), 1)
         row[f"staged_pdl{pdl}_diff"] = (o.float() - ref.float()).abs().max().item()
     os.environ["FLASHINFER_PREFILL_STAGE_PDL"] = "0"
-    # in place: the paged kernel's schedule and deal (no staging), the lean kernel launched directly
+    # in place: the paged kernel (2-D grid, its own 128-row tile) for reference; the lean kernel
+    # launched directly over a 64-row schedule of the same requests and its deal (as plan() would)
+    import numpy as np
+
+    from flashinfer_ops.launch.attention.prefill import build_work, deal_pairs
     os.environ["FLASHINFER_PREFILL_STAGE"] = "0"
-    os.environ["FLASHINFER_PREFILL_DEAL"] = "1"
     pag = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(256 << 20, dtype=torch.uint8, device="cuda"))
     pag.plan(ind, kv_ip, perm.to(torch.int32), last, hq, hk, d, page, causal=True, q_data_type=torch.bfloat16)
-    row["paged_block_m"] = pag._block_m
     o_paged = pag.run(q, (kc, vc))
-    row["paged_kernel_dealt"] = round(time_device_us([lambda: pag.run(q, (kc, vc))], warmup=3, reps=20), 1)
-    assert pag._block_m == 64, pag._block_m
+    row["paged_kernel_2d"] = round(time_device_us([lambda: pag.run(q, (kc, vc))], warmup=3, reps=20), 1)
     P = 2 * torch.cuda.get_device_properties(0).multi_processor_count
-    idx = pag._op_indices
-    n_w = pag._work.shape[0]
+    kv_lens = np.full(b, l)
+    work_np, cost = build_work(ind.numpy(), kv_lens, kv_ip.numpy()[:-1], np.zeros(b, np.int64), hq // hk, 64, True,
+                               with_cost=True)
+    deal_np = deal_pairs(cost, work_np[:, 2] > 0, hk, P, 64)
+    work_t, deal_t = torch.from_numpy(work_np).cuda(), torch.from_numpy(deal_np.copy()).cuda()
+    idx = perm.to(torch.int32).cuda()
+    n_w = work_np.shape[0]
     kd = TensorDescriptor(kc, list(kc.shape), list(kc.stride()), [1, page, 1, d])
     vd = TensorDescriptor(vc, list(vc.shape), list(vc.stride()), [1, page, 1, d])
     for lse in (False, True):
@@ -69,7 +75,7 @@ def main():
 
         def lean():
             prefill_persistent_kernel[(P,)](
-                q, kc, vc, o2, l2, pag._work, pag._deal, kd, vd, q.stride(0), q.stride(1), kc.stride(1), kc.stride(2),
+                q, kc, vc, o2, l2, work_t, deal_t, kd, vd, q.stride(0), q.stride(1), kc.stride(1), kc.stride(2),
                 vc.stride(1), vc.stride(2), o2.stride(0), o2.stride(1), l2.stride(0), l2.stride(1), n_w, hq // hk, 1,
                 1, d ** -0.5 * LOG2E, 1.0, 0, 0, 0, 0, idx, n_pages, HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=64,
                 BLOCK_N=64, WRITE_LSE=lse, PAGE=page, num_warps=4, num_stages=3)
@@ -80,7 +86,7 @@ def main():
         for st in (2, 4):
             def lean_st():
                 prefill_persistent_kernel[(P,)](
-                    q, kc, vc, o2, l2, pag._work, pag._deal, kd, vd, q.stride(0), q.stride(1), kc.stride(1),
+                    q, kc, vc, o2, l2, work_t, deal_t, kd, vd, q.stride(0), q.stride(1), kc.stride(1),
                     kc.stride(2), vc.stride(1), vc.stride(2), o2.stride(0), o2.stride(1), l2.stride(0), l2.stride(1),
                     n_w, hq // hk, 1, 1, d ** -0.5 * LOG2E, 1.0, 0, 0, 0, 0, idx, n_pages, HEAD_DIM_QK=d,
                     HEAD_DIM_VO=d, BLOCK_M=64, BLOCK_N=64, WRITE_LSE=lse, PAGE=page, num_warps=4, num_stages=st)
