@@ -3,8 +3,8 @@ code? Ragged causal bf16 32/8 heads D128 at (16, 1024): the ragged wrapper's per
 (prefill_kernel PERSISTENT) and scripts/persistent_ab.py's nested kernel, each over plan()'s deal
 (deal_pairs: ties to the program that got there first) and over persistent_ab's heap deal (ties to
 the lowest program index), and the wrapper's 2-D grid; also the lean persistent kernel (prefill_persistent_kernel, run()'s
-dealt default) launched directly with and without its short-request tile, and run() with
-FLASHINFER_PREFILL_LEAN=0 (prefill_kernel PERSISTENT).
+dealt default) launched directly, and run() with FLASHINFER_PREFILL_LEAN=0 (prefill_kernel
+PERSISTENT).
 
     python scripts/deal_ab.py
 """
@@ -67,21 +67,19 @@ def main():
         nested()
         row[f"nested_{dname}"] = round(time_device_us([nested], warmup=3, reps=20), 1)
         row[f"nested_{dname}_diff"] = (o.float() - ref.float()).abs().max().item()
-        # the lean persistent kernel (what run() takes by default), launched directly, with and
-        # without its pointer-loaded tile for requests shorter than a tile (SHORT_TILE)
+        # the lean persistent kernel (what run() takes by default), launched directly
         d_t = torch.from_numpy(arr).cuda()
-        for short in (True, False):
-            o2 = torch.full_like(q, float("nan"))
+        o2 = torch.full_like(q, float("nan"))
 
-            def lean():
-                prefill_persistent_kernel[(P,)](
-                    q, k, v, o2, o2, w._work, d_t, kd, vd, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-                    v.stride(0), v.stride(1), o2.stride(0), o2.stride(1), 0, 0, n_w, 4, 1, 1, D ** -0.5 * LOG2E,
-                    1.0, 0, D, 0, D, w._work, 0, HEAD_DIM_QK=D, HEAD_DIM_VO=D, BLOCK_M=64, BLOCK_N=64, SHORT_TILE=short,
-                    num_warps=4, num_stages=3)
-            lean()
-            row[f"lean_short{int(short)}_{dname}"] = round(time_device_us([lean], warmup=3, reps=20), 1)
-            row[f"lean_short{int(short)}_{dname}_diff"] = (o2.float() - ref.float()).abs().max().item()
+        def lean():
+            prefill_persistent_kernel[(P,)](
+                q, k, v, o2, o2, w._work, d_t, kd, vd, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+                v.stride(0), v.stride(1), o2.stride(0), o2.stride(1), 0, 0, n_w, 4, 1, 1, D ** -0.5 * LOG2E,
+                1.0, 0, D, 0, D, w._work, 0, HEAD_DIM_QK=D, HEAD_DIM_VO=D, BLOCK_M=64, BLOCK_N=64,
+                num_warps=4, num_stages=3)
+        lean()
+        row[f"lean_{dname}"] = round(time_device_us([lean], warmup=3, reps=20), 1)
+        row[f"lean_{dname}_diff"] = (o2.float() - ref.float()).abs().max().item()
         os.environ["FLASHINFER_PREFILL_LEAN"] = "0"
         row[f"run_full_{dname}"] = round(time_device_us([lambda: w.run(q, k, v)], warmup=3, reps=20), 1)
         os.environ["FLASHINFER_PREFILL_LEAN"] = "1"

@@ -214,6 +214,10 @@ def diag_in_loop(tma: bool) -> bool:
 #   The deal is not what the stand-alone loop gains on (it ran 376-379 us on either deal); its
 #   code is: a lean kernel with the edge-tile path, lse and v_scale added ran 400-403 us, and
 #   without the edge path 385 (NOTES.md session 14; branch s14-lean).
+# - session 15 (LEAN_NOTE): the lean kernel with its last tile read shifted back (no edge path)
+#   ran the dealt pairs at 384.7-387.2 us at (16, 1024) against 393.6-394.4 for prefill_kernel
+#   PERSISTENT and 401.6-402.0 for the 2-D grid (outputs bit-identical); dealt at the longer
+#   shapes it still lost 1-3% ((4, 4096) 1146.8-1159.3 against 1137.1-1141.1).
 # So plan() deals only where pairs are short (DEAL_MAX_TILES).
 DEAL_MAX_TILES = 16  # mean K / V tiles a live pair: (16, 1024) 9.5 (dealt), (4, 4096) ~33 (2-D grid)
 DEAL_PER_SM = 2  # programs an SM: two fit at the sm90 D128 tile (114.7 KB shared, <= 255 registers)
@@ -234,7 +238,14 @@ def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_lef
     instead of prefill_kernel PERSISTENT where their features allow it: sm90 (and the
     interpreter), dense 16-bit K / V (ragged, or paged on staged K / V), no custom mask, RoPE,
     ALiBi, soft cap or window, head dims that are the tile widths. FLASHINFER_PREFILL_LEAN=0 keeps
-    prefill_kernel PERSISTENT (A/B runs). Timing: LEAN_NOTE."""
+    prefill_kernel PERSISTENT (A/B runs).
+
+    LEAN_NOTE, H100 2026-12-07 session 15 (`python scripts/persistent_check.py 0:0 -:0:0 -:0 1:0 -:1`,
+    `python scripts/deal_ab.py`; bf16 32/8 heads D128 causal at (16, 1024)): ragged 384.7-386.0
+    us dealt to the lean kernel, 393.6-394.2 to prefill_kernel PERSISTENT, 401.6-402.0 on the
+    2-D grid; staged paged 432.9-436.9 / 438.1-445.6 / 445.3-451.4. The lean kernel's tile for
+    requests shorter than a tile (255 registers against 230 without it) cost 0.1-2 us (A/B with
+    it compiled out, same call)."""
     return (family == "sm90" and not (paged or fp8 or extra) and window_left < 0
             and padded_dims(head_dim_qk, head_dim_vo) == (head_dim_qk, head_dim_vo)
             and os.environ.get("FLASHINFER_PREFILL_LEAN", "1") != "0")

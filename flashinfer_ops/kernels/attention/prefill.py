@@ -453,7 +453,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
                stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr,
-               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr, SHORT_TILE: tl.constexpr,
+               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr,
                idx_ptr, n_pages, PAGE: tl.constexpr, HND: tl.constexpr):
     """prefill_persistent_kernel's work for one (item, kv head) pair: the rows row0 .. row0 +
     BLOCK_M of a request (qo_start, qo_len, kv_len > 0). Dense K / V (PAGE 0): kv_start is its
@@ -490,7 +490,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
         acc, m_i, l_i = _lean_paged_loop(q, row_pos, hi, mask_from, kv_start, kv_len, kvh, idx_ptr, n_pages,
                                          k_desc, v_desc, mask_mode, qk_scale, acc, m_i, l_i, HEAD_DIM_QK,
                                          HEAD_DIM_VO, BLOCK_N, PAGE, HND)
-    elif kv_len >= BLOCK_N or not SHORT_TILE:
+    elif kv_len >= BLOCK_N:
         n_t = tl.cdiv(hi, BLOCK_N)
         mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
         last = kv_len - BLOCK_N
@@ -631,7 +631,7 @@ def prefill_persistent_kernel(
     n_work, group, kv_start_mul, mask_mode, qk_scale, v_scale,
     k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, idx_ptr, n_pages,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False, SHORT_TILE: tl.constexpr = True,
+    WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False,
     PAGE: tl.constexpr = 0, HND: tl.constexpr = False,
 ):
     """Persistent lean prefill (sm90, 16-bit dense K / V read through tensor descriptors; no mask
@@ -666,7 +666,7 @@ def prefill_persistent_kernel(
                        v_desc, stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on,
                        stride_oh, stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                        k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, HEAD_DIM_QK,
-                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE, SHORT_TILE, idx_ptr, n_pages, PAGE, HND)
+                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE, idx_ptr, n_pages, PAGE, HND)
         else:
             _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_oh, stride_ln, stride_lh,
                         group, HEAD_DIM_VO, BLOCK_M, WRITE_LSE)

@@ -628,7 +628,7 @@ def _register_lean(q, d_qk, d_vo):
                     "v_rows_per_head": "i32", "v_cols_per_head": "i32", "idx_ptr": "*i32", "n_pages": "i32"})
         for write_lse in (False, True):
             ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                      WRITE_LSE=write_lse, PDL_WAIT=False, SHORT_TILE=True, PAGE=page, HND=hnd)
+                      WRITE_LSE=write_lse, PDL_WAIT=False, PAGE=page, HND=hnd)
             sig.update({n: "constexpr" for n in ce})
             register_variant(KernelVariant(
                 kernel="attention.prefill_persistent_kernel",
