@@ -229,6 +229,7 @@ def deal_grid(n_sms: int) -> int:
     return DEAL_PER_SM * n_sms
 
 
+LEAN_HEAD_DIMS = (64, 128)
 LEAN_PAGES = (16, 32, 64)  # page sizes prefill_persistent_kernel reads in place (whole pieces of its 64-token tile)
 
 
@@ -237,8 +238,8 @@ def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_lef
     """Dealt pairs run prefill_persistent_kernel (one descriptor-fed loop, no feature branches)
     instead of prefill_kernel PERSISTENT where their features allow it: sm90 (and the
     interpreter), dense 16-bit K / V (ragged, or paged on staged K / V), no custom mask, RoPE,
-    ALiBi, soft cap or window, head dims that are the tile widths. FLASHINFER_PREFILL_LEAN=0 keeps
-    prefill_kernel PERSISTENT (A/B runs).
+    ALiBi, soft cap or window, head dim 64 or 128 for both (at 256 the sm90 build spills 208
+    bytes). FLASHINFER_PREFILL_LEAN=0 keeps prefill_kernel PERSISTENT (A/B runs).
 
     LEAN_NOTE, H100 2026-12-07 session 15 (`python scripts/persistent_check.py 0:0 -:0:0 -:0 1:0 -:1`,
     `python scripts/deal_ab.py`; bf16 32/8 heads D128 causal at (16, 1024)): ragged 384.7-386.0
@@ -247,7 +248,7 @@ def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_lef
     requests shorter than a tile (255 registers against 230 without it) cost 0.1-2 us (A/B with
     it compiled out, same call)."""
     return (family == "sm90" and not (paged or fp8 or extra) and window_left < 0
-            and padded_dims(head_dim_qk, head_dim_vo) == (head_dim_qk, head_dim_vo)
+            and head_dim_qk == head_dim_vo and head_dim_qk in LEAN_HEAD_DIMS
             and os.environ.get("FLASHINFER_PREFILL_LEAN", "1") != "0")
 
 

@@ -12,7 +12,7 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, LEAN_PAGES, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims, page_pow2,
+    HEAD_DIMS, LEAN_HEAD_DIMS, LEAN_PAGES, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims, page_pow2,
     prefetch_pages,
     prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
@@ -548,7 +548,8 @@ def _register_variants():
                         _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows)
                 if kv == q and (bdqk, bdvo) == (d_qk, d_vo):
                     _register_one(q, kv, d_qk, d_vo, False, False, False, False, tma=True)
-                    _register_lean(q, d_qk, d_vo)
+                    if d_qk == d_vo and d_qk in LEAN_HEAD_DIMS:
+                        _register_lean(q, d_qk, d_vo)
 
 
 def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
