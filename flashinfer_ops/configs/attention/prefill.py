@@ -229,7 +229,7 @@ def deal_grid(n_sms: int) -> int:
     return DEAL_PER_SM * n_sms
 
 
-LEAN_HEAD_DIMS = (64, 128)
+LEAN_HEAD_DIMS = (128,)
 LEAN_PAGES = (16, 32, 64)  # page sizes prefill_persistent_kernel reads in place (whole pieces of its 64-token tile)
 
 
@@ -238,8 +238,8 @@ def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_lef
     """Dealt pairs run prefill_persistent_kernel (one descriptor-fed loop, no feature branches)
     instead of prefill_kernel PERSISTENT where their features allow it: sm90 (and the
     interpreter), dense 16-bit K / V (ragged, or paged on staged K / V), no custom mask, RoPE,
-    ALiBi, soft cap or window, head dim 64 or 128 for both (at 256 the sm90 build spills 208
-    bytes). FLASHINFER_PREFILL_LEAN=0 keeps prefill_kernel PERSISTENT (A/B runs).
+    ALiBi, soft cap or window, head dim 128 for both (the sm90 builds at D64, a 128-row tile, and
+    at D256 spill 8-56 and 208 bytes). FLASHINFER_PREFILL_LEAN=0 keeps prefill_kernel PERSISTENT (A/B runs).
 
     LEAN_NOTE, H100 2026-12-07 session 15 (`python scripts/persistent_check.py 0:0 -:0:0 -:0 1:0 -:1`,
     `python scripts/deal_ab.py`; bf16 32/8 heads D128 causal at (16, 1024)): ragged 384.7-386.0
