@@ -75,7 +75,7 @@ def main():
             prefill_persistent_kernel[(P,)](
                 q, k, v, o2, o2, w._work, d_t, kd, vd, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
                 v.stride(0), v.stride(1), o2.stride(0), o2.stride(1), 0, 0, n_w, 4, 1, 1, D ** -0.5 * LOG2E,
-                1.0, 0, D, 0, D, w._work, 0, HEAD_DIM_QK=D, HEAD_DIM_VO=D, BLOCK_M=64, BLOCK_N=64,
+                1.0, 0, D, 0, D, HEAD_DIM_QK=D, HEAD_DIM_VO=D, BLOCK_M=64, BLOCK_N=64,
                 num_warps=4, num_stages=3)
         lean()
         row[f"lean_{dname}"] = round(time_device_us([lean], warmup=3, reps=20), 1)

@@ -142,7 +142,7 @@ def main():
         prefill_persistent_kernel[(P,)](
             q, k, v, o2, o2, work_rt, deal_r, kd, vd_dense, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
             v.stride(0), v.stride(1), o2.stride(0), o2.stride(1), 0, 0, work_r.shape[0], hq // hk, 1, 1,
-            d ** -0.5 * LOG2E, 1.0, 0, d, 0, d, work_rt, 0, HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=64, BLOCK_N=64,
+            d ** -0.5 * LOG2E, 1.0, 0, d, 0, d, HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=64, BLOCK_N=64,
             num_warps=4, num_stages=3)
     lean()
     row["lean_dense"] = round(time_device_us([lean], warmup=3, reps=20), 1)

@@ -492,69 +492,10 @@ def test_lean_persistent_kernel_shifted_last_tile(mode, write_lse):
     prefill_persistent_kernel[(n_prog,)](
         q, k, v, out, lse, work_t, deal, kd, vd, q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0),
         v.stride(1), out.stride(0), out.stride(1), lse.stride(0), lse.stride(1), work.shape[0], hq // hk, 1,
-        MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d, work_t, 0,
+        MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d,
         HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=bm, BLOCK_N=bn, WRITE_LSE=write_lse, num_warps=4, num_stages=3)
     for i in range(len(kv)):
         qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_starts[i], kv_starts[i] + kv[i]
         o32, l32, err_lp = _ref(q[qs:qe], k[ks:ke], v[ks:ke], causal=mode == "causal")
         _compare(out[qs:qe], lse[qs:qe] if write_lse else None, o32, l32, err_lp, torch.float16)
 
-
-@pytest.mark.parametrize("page,layout", [(16, "NHD"), (16, "HND"), (32, "NHD"), (64, "HND")])
-@pytest.mark.parametrize("mode", ["causal", "none"])
-def test_lean_persistent_kernel_reads_pages_in_place(page, layout, mode):
-    """prefill_persistent_kernel PAGE > 0 launched directly over 4-D page descriptors: shuffled
-    pages, partly filled last pages whose empty slots hold NaN (read shifted back, zero-filled by
-    the copy engine, never from the cache), requests shorter than a page and than a tile, a request
-    without K / V, qo_len > kv_len without a mask; unused pages hold NaN too; lse; against the
-    oracle, into poisoned outputs."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
-
-    from flashinfer_ops.kernels.attention.prefill import LOG2E, prefill_persistent_kernel
-
-    bm, bn, hq, hk, d = 64, 64, 4, 2, 64
-    qo = np.array([70, 1, 64, 5, 0, 33, 3, 1] if mode == "causal" else [70, 200, 64, 5, 9, 33, 40, 1])
-    kv = np.array([70, 64, 129, 100, 64, 200, 19, 1] if mode == "causal" else [70, 64, 129, 100, 0, 65, 19, 1])
-    qo_indptr = np.concatenate([[0], np.cumsum(qo)])
-    n_req_pages = -(-kv // page)
-    page_ip = np.concatenate([[0], np.cumsum(n_req_pages)])
-    n_pages = int(page_ip[-1]) + 3  # 3 pages no request uses
-    ids = np.random.permutation(n_pages)[: page_ip[-1]].astype(np.int32)
-    shape = (n_pages, page, hk, d) if layout == "NHD" else (n_pages, hk, page, d)
-    kc = torch.full(shape, float("nan"), device=DEV, dtype=torch.float16)
-    vc = torch.full(shape, float("nan"), device=DEV, dtype=torch.float16)
-    q = torch.randn(int(qo_indptr[-1]), hq, d, device=DEV).to(torch.float16)
-    ks, vs = [], []
-    for i in range(len(kv)):
-        kr = torch.randn(int(kv[i]), hk, d, device=DEV).to(torch.float16)
-        vr = torch.randn(int(kv[i]), hk, d, device=DEV).to(torch.float16)
-        ks.append(kr)
-        vs.append(vr)
-        for j in range(int(n_req_pages[i])):
-            rows = slice(j * page, min((j + 1) * page, int(kv[i])))
-            n = rows.stop - rows.start
-            p = int(ids[page_ip[i] + j])
-            if layout == "NHD":
-                kc[p, :n], vc[p, :n] = kr[rows], vr[rows]
-            else:
-                kc[p, :, :n], vc[p, :, :n] = kr[rows].transpose(0, 1), vr[rows].transpose(0, 1)
-    work, cost = build_work(qo_indptr, kv, page_ip[:-1], np.zeros(len(kv), np.int64), hq // hk, bm,
-                            mode == "causal", with_cost=True)
-    n_prog = 8
-    deal = torch.from_numpy(deal_pairs(cost, work[:, 2] > 0, hk, n_prog, bn).copy()).to(DEV)
-    out = poison(torch.empty(q.shape[0], hq, d, dtype=torch.float16, device=DEV))
-    lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
-    block = [1, page, 1, d] if layout == "NHD" else [1, 1, page, d]
-    kd = TensorDescriptor(kc, list(kc.shape), list(kc.stride()), block)
-    vd = TensorDescriptor(vc, list(vc.shape), list(vc.stride()), block)
-    sm = 1.0 / math.sqrt(d)
-    prefill_persistent_kernel[(n_prog,)](
-        q, kc, vc, out, lse, torch.from_numpy(work).to(DEV), deal, kd, vd, q.stride(0), q.stride(1), 0, 0, 0, 0,
-        out.stride(0), out.stride(1), lse.stride(0), lse.stride(1), work.shape[0], hq // hk, 1, MODES.index(mode),
-        sm * LOG2E, 1.0, 0, 0, 0, 0, torch.from_numpy(ids).to(DEV), n_pages,
-        HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=bm, BLOCK_N=bn, WRITE_LSE=True, PAGE=page, HND=layout == "HND",
-        num_warps=4, num_stages=3)
-    for i in range(len(kv)):
-        qs, qe = qo_indptr[i], qo_indptr[i + 1]
-        o32, l32, err_lp = _ref(q[qs:qe], ks[i], vs[i], causal=mode == "causal")
-        _compare(out[qs:qe], lse[qs:qe], o32, l32, err_lp, torch.float16)

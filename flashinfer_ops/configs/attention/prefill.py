@@ -230,7 +230,6 @@ def deal_grid(n_sms: int) -> int:
 
 
 LEAN_HEAD_DIMS = (128,)
-LEAN_PAGES = (16, 32, 64)  # page sizes prefill_persistent_kernel reads in place (whole pieces of its 64-token tile)
 
 
 def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_left: int, head_dim_qk: int,

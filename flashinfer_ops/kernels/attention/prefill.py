@@ -453,13 +453,11 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
                stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr,
-               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr,
-               idx_ptr, n_pages, PAGE: tl.constexpr, HND: tl.constexpr):
+               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr):
     """prefill_persistent_kernel's work for one (item, kv head) pair: the rows row0 .. row0 +
-    BLOCK_M of a request (qo_start, qo_len, kv_len > 0). Dense K / V (PAGE 0): kv_start is its
-    first K / V row; row kv_start + j of kv head kvh at k_ptr + (kv_start + j) * stride_kn + kvh *
-    stride_kh, and through the descriptors as prefill_kernel's. Paged (PAGE > 0, _page_piece): its
-    page ids at idx_ptr + kv_start, 4-D descriptors over the n_pages-page cache."""
+    BLOCK_M of a request (qo_start, qo_len, kv_start: its first K / V row, kv_len > 0; K / V row
+    kv_start + j of kv head kvh at k_ptr + (kv_start + j) * stride_kn + kvh * stride_kh, and through
+    the descriptors as prefill_kernel's)."""
     offs_b = tl.arange(0, BLOCK_M)
     offs_dqk = tl.arange(0, HEAD_DIM_QK)
     offs_dvo = tl.arange(0, HEAD_DIM_VO)
@@ -485,12 +483,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     offs_n = tl.arange(0, BLOCK_N)
-    if PAGE > 0:
-        mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
-        acc, m_i, l_i = _lean_paged_loop(q, row_pos, hi, mask_from, kv_start, kv_len, kvh, idx_ptr, n_pages,
-                                         k_desc, v_desc, mask_mode, qk_scale, acc, m_i, l_i, HEAD_DIM_QK,
-                                         HEAD_DIM_VO, BLOCK_N, PAGE, HND)
-    elif kv_len >= BLOCK_N:
+    if kv_len >= BLOCK_N:
         n_t = tl.cdiv(hi, BLOCK_N)
         mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
         last = kv_len - BLOCK_N
@@ -526,87 +519,6 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
 
 
 @triton.jit
-def _page_piece(k_desc, v_desc, idx_ptr, kv_start, page_no, kv_len, n_pages, kvh, PAGE: tl.constexpr,
-                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, HND: tl.constexpr):
-    """K [PAGE, D_qk] and V [PAGE, D_vo] of page `page_no` of a request (its page ids at idx_ptr +
-    kv_start) and the row offset `shift` they were read at. A page the request fills is read
-    whole (shift 0); its partly filled last page is read shifted back by its empty slots (shift
-    < 0), which the copy engine fills with zeros (they fall before the page), so the slots past
-    kv_len, which hold whatever the cache held, are never read; a page past the request reads
-    page n_pages, all zeros. Token page_no * PAGE + shift + i sits in row i."""
-    valid = kv_len - page_no * PAGE
-    pid = tl.load(idx_ptr + kv_start + page_no, mask=valid > 0, other=n_pages)
-    shift = tl.minimum(valid - PAGE, 0)
-    if HND:
-        k = k_desc.load([pid, kvh, shift, 0]).reshape([PAGE, HEAD_DIM_QK])
-        v = v_desc.load([pid, kvh, shift, 0]).reshape([PAGE, HEAD_DIM_VO])
-    else:
-        k = k_desc.load([pid, shift, kvh, 0]).reshape([PAGE, HEAD_DIM_QK])
-        v = v_desc.load([pid, shift, kvh, 0]).reshape([PAGE, HEAD_DIM_VO])
-    return k, v, shift
-
-
-@triton.jit
-def _piece_scores(q, k, qk_scale, page_no, shift, kv_len, row_pos, mask_mode, masked,
-                  PAGE: tl.constexpr):
-    """Base-2 scores [M, PAGE] of one page piece (_page_piece); in masked tiles the rows the copy
-    engine zero-filled, tokens past kv_len and (causal) tokens past each row's position are -inf."""
-    s = tl.dot(q, tl.trans(k)) * qk_scale
-    if masked:
-        i = tl.arange(0, PAGE)
-        cols = page_no * PAGE + shift + i
-        keep = ((i >= -shift) & (cols < kv_len))[None, :] & ((cols[None, :] <= row_pos[:, None]) | (mask_mode == 0))
-        s = tl.where(keep, s, float("-inf"))
-    return s
-
-
-@triton.jit
-def _lean_paged_loop(q, row_pos, hi, mask_from, kv_start, kv_len, kvh, idx_ptr, n_pages, k_desc, v_desc,
-                     mask_mode, qk_scale, acc, m_i, l_i, HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr,
-                     BLOCK_N: tl.constexpr, PAGE: tl.constexpr, HND: tl.constexpr):
-    """_lean_pair's K / V loop over a paged cache read page by page through 4-D descriptors
-    (_page_piece): each BLOCK_N tile is BLOCK_N // PAGE (1, 2 or 4) pieces, one softmax step."""
-    PIECES: tl.constexpr = BLOCK_N // PAGE
-    n_t = tl.cdiv(hi, BLOCK_N)
-    for start_n in tl.range(0, n_t * BLOCK_N, BLOCK_N):
-        masked = start_n >= mask_from
-        pg = start_n // PAGE
-        k0, v0, sh0 = _page_piece(k_desc, v_desc, idx_ptr, kv_start, pg, kv_len, n_pages, kvh, PAGE, HEAD_DIM_QK,
-                                  HEAD_DIM_VO, HND)
-        s0 = _piece_scores(q, k0, qk_scale, pg, sh0, kv_len, row_pos, mask_mode, masked, PAGE)
-        m_new = tl.maximum(m_i, tl.max(s0, 1))
-        if PIECES > 1:
-            k1, v1, sh1 = _page_piece(k_desc, v_desc, idx_ptr, kv_start, pg + 1, kv_len, n_pages, kvh, PAGE,
-                                      HEAD_DIM_QK, HEAD_DIM_VO, HND)
-            s1 = _piece_scores(q, k1, qk_scale, pg + 1, sh1, kv_len, row_pos, mask_mode, masked, PAGE)
-            m_new = tl.maximum(m_new, tl.max(s1, 1))
-        if PIECES > 2:
-            k2, v2, sh2 = _page_piece(k_desc, v_desc, idx_ptr, kv_start, pg + 2, kv_len, n_pages, kvh, PAGE,
-                                      HEAD_DIM_QK, HEAD_DIM_VO, HND)
-            s2 = _piece_scores(q, k2, qk_scale, pg + 2, sh2, kv_len, row_pos, mask_mode, masked, PAGE)
-            k3, v3, sh3 = _page_piece(k_desc, v_desc, idx_ptr, kv_start, pg + 3, kv_len, n_pages, kvh, PAGE,
-                                      HEAD_DIM_QK, HEAD_DIM_VO, HND)
-            s3 = _piece_scores(q, k3, qk_scale, pg + 3, sh3, kv_len, row_pos, mask_mode, masked, PAGE)
-            m_new = tl.maximum(m_new, tl.maximum(tl.max(s2, 1), tl.max(s3, 1)))
-        alpha = tl.exp2(m_i - m_new)
-        p0 = tl.exp2(s0 - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p0, 1)
-        acc = tl.dot(p0.to(v0.dtype), v0, acc * alpha[:, None])
-        if PIECES > 1:
-            p1 = tl.exp2(s1 - m_new[:, None])
-            l_i += tl.sum(p1, 1)
-            acc = tl.dot(p1.to(v1.dtype), v1, acc)
-        if PIECES > 2:
-            p2 = tl.exp2(s2 - m_new[:, None])
-            p3 = tl.exp2(s3 - m_new[:, None])
-            l_i += tl.sum(p2, 1) + tl.sum(p3, 1)
-            acc = tl.dot(p2.to(v2.dtype), v2, acc)
-            acc = tl.dot(p3.to(v3.dtype), v3, acc)
-        m_i = m_new
-    return acc, m_i, l_i
-
-
-@triton.jit
 def _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_oh, stride_ln, stride_lh, group,
                 HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr, WRITE_LSE: tl.constexpr):
     """A pair of a request without K / V (kv_len 0): zero output, lse -inf."""
@@ -624,15 +536,14 @@ def _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_o
 
 
 @triton.jit(do_not_specialize=["n_work", "group", "kv_start_mul", "mask_mode", "k_rows_per_head",
-                               "k_cols_per_head", "v_rows_per_head", "v_cols_per_head", "n_pages"])
+                               "k_cols_per_head", "v_rows_per_head", "v_cols_per_head"])
 def prefill_persistent_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, deal_ptr, k_desc, v_desc,
     stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on, stride_oh, stride_ln, stride_lh,
     n_work, group, kv_start_mul, mask_mode, qk_scale, v_scale,
-    k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, idx_ptr, n_pages,
+    k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False,
-    PAGE: tl.constexpr = 0, HND: tl.constexpr = False,
 ):
     """Persistent lean prefill (sm90, 16-bit dense K / V read through tensor descriptors; no mask
     but causal, no window, RoPE, ALiBi, soft cap or fp8): program p runs the (item, kv head) pairs
@@ -644,8 +555,9 @@ def prefill_persistent_kernel(
 
     Why a kernel of its own: at short causal sequences (~8.5 tiles a pair at (16, 1024)) a pair's
     fixed cost weighs. The one-pair-a-program grid pays a program launch for each; prefill_kernel's
-    persistent form, with its general feature code, measured 390-396 us there against 379-381 for
-    this lean loop (H100, NOTES.md session 14)."""
+    persistent form, with its general feature code, ran 393.6-394.4 us there against 384.7-387.2
+    for this kernel and 401.6-402.0 for the 2-D grid (H100, outputs bit-identical; LEAN_NOTE in
+    configs/attention/prefill.py)."""
     if PDL_WAIT:
         gdc_wait()
     pid = tl.program_id(0)
@@ -666,7 +578,7 @@ def prefill_persistent_kernel(
                        v_desc, stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on,
                        stride_oh, stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                        k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, HEAD_DIM_QK,
-                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE, idx_ptr, n_pages, PAGE, HND)
+                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE)
         else:
             _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_oh, stride_ln, stride_lh,
                         group, HEAD_DIM_VO, BLOCK_M, WRITE_LSE)

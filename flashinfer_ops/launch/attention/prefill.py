@@ -12,7 +12,7 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, LEAN_HEAD_DIMS, LEAN_PAGES, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims, page_pow2,
+    HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims, page_pow2,
     prefetch_pages,
     prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
@@ -158,7 +158,7 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
                 lean_scal = (h_qo // h_kv, kv_start_mul, mask_mode, float(sm_scale) * LOG2E, float(v_scale),
                              kw[0], kw[1], vw[0], vw[1])
                 return lambda grid, work, n_programs, deal: lean(grid, *lean_args, work, deal, *lean_tail,
-                                                                 n_programs, *lean_scal, work, 0)
+                                                                 n_programs, *lean_scal)
         full = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
         idx = kv_indices
         return lambda grid, work, n_programs, deal: full(grid, *head, work, idx if idx is not None else work, *tail,
@@ -609,35 +609,26 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
 
 
 def _register_lean(q, d_qk, d_vo):
-    """prefill_persistent_kernel's variants (lean_persistent: sm90 only, for the sm90 compile
-    report): dense (descriptors as prefill_kernel TMA) and paged (4-D page descriptors,
-    LEAN_PAGES), lse or not."""
+    """prefill_persistent_kernel's variants (lean_persistent: sm90 only, for the sm90 compile report)."""
     cfg = prefill_config("sm90", d_qk, d_vo)
-    for page, hnd in ((0, False),) + tuple((p, h) for p in LEAN_PAGES for h in (False, True)):
-        if page:
-            k_block = [1, 1, page, d_qk] if hnd else [1, page, 1, d_qk]
-            v_block = [1, 1, page, d_vo] if hnd else [1, page, 1, d_vo]
-        else:
-            k_block, v_block = [cfg.block_n, d_qk], [cfg.block_n, d_vo]
-        sig = {"q_ptr": f"*{q}", "k_ptr": f"*{q}", "v_ptr": f"*{q}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
-               "work_ptr": "*i32", "deal_ptr": "*i32", "k_desc": f"tensordesc<{q}{k_block}>",
-               "v_desc": f"tensordesc<{q}{v_block}>"}
-        for n in ("stride_qn", "stride_qh", "stride_kn", "stride_kh", "stride_vn", "stride_vh", "stride_on",
-                  "stride_oh", "stride_ln", "stride_lh", "n_work", "group", "kv_start_mul", "mask_mode"):
-            sig[n] = "i32"
-        sig.update({"qk_scale": "fp32", "v_scale": "fp32", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
-                    "v_rows_per_head": "i32", "v_cols_per_head": "i32", "idx_ptr": "*i32", "n_pages": "i32"})
-        for write_lse in (False, True):
-            ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                      WRITE_LSE=write_lse, PDL_WAIT=False, PAGE=page, HND=hnd)
-            sig.update({n: "constexpr" for n in ce})
-            register_variant(KernelVariant(
-                kernel="attention.prefill_persistent_kernel",
-                variant=f"{q}_d{d_qk}x{d_vo}{f'_page{page}' if page else ''}{'_hnd' if hnd else ''}"
-                        f"{'_lse' if write_lse else ''}",
-                fn=prefill_persistent_kernel, signature=dict(sig), constexprs=ce, options=cfg.launch.options,
-                min_occupancy=cfg.min_occupancy, families=("sm90",),
-            ))
+    sig = {"q_ptr": f"*{q}", "k_ptr": f"*{q}", "v_ptr": f"*{q}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
+           "work_ptr": "*i32", "deal_ptr": "*i32", "k_desc": f"tensordesc<{q}[{cfg.block_n}, {d_qk}]>",
+           "v_desc": f"tensordesc<{q}[{cfg.block_n}, {d_vo}]>"}
+    for n in ("stride_qn", "stride_qh", "stride_kn", "stride_kh", "stride_vn", "stride_vh", "stride_on", "stride_oh",
+              "stride_ln", "stride_lh", "n_work", "group", "kv_start_mul", "mask_mode"):
+        sig[n] = "i32"
+    sig.update({"qk_scale": "fp32", "v_scale": "fp32", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32"})
+    for write_lse in (False, True):
+        ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, WRITE_LSE=write_lse,
+                  PDL_WAIT=False)
+        sig.update({n: "constexpr" for n in ce})
+        register_variant(KernelVariant(
+            kernel="attention.prefill_persistent_kernel",
+            variant=f"{q}_d{d_qk}x{d_vo}{'_lse' if write_lse else ''}", fn=prefill_persistent_kernel,
+            signature=dict(sig), constexprs=ce, options=cfg.launch.options, min_occupancy=cfg.min_occupancy,
+            families=("sm90",),
+        ))
 
 
 def _register_stage_variants():
