@@ -2,9 +2,9 @@
 code? Ragged causal bf16 32/8 heads D128 at (16, 1024): the ragged wrapper's persistent run()
 (prefill_kernel PERSISTENT) and scripts/persistent_ab.py's nested kernel, each over plan()'s deal
 (deal_pairs: ties to the program that got there first) and over persistent_ab's heap deal (ties to
-the lowest program index), and the wrapper's 2-D grid; also the lean persistent kernel (prefill_persistent_kernel, run()'s
-dealt default) launched directly, and run() with FLASHINFER_PREFILL_LEAN=0 (prefill_kernel
-PERSISTENT).
+the lowest program index), and the wrapper's 2-D grid; also the lean persistent kernel
+(prefill_persistent_kernel, run()'s dealt default) launched directly, and run() with
+FLASHINFER_PREFILL_LEAN=0 (prefill_kernel PERSISTENT).
 
     python scripts/deal_ab.py
 """
