@@ -492,10 +492,113 @@ def test_lean_persistent_kernel_shifted_last_tile(mode, write_lse):
     prefill_persistent_kernel[(n_prog,)](
         q, k, v, out, lse, work_t, deal, kd, vd, q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0),
         v.stride(1), out.stride(0), out.stride(1), lse.stride(0), lse.stride(1), work.shape[0], hq // hk, 1,
-        MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d,
+        MODES.index(mode), sm * LOG2E, 1.0, 0, d, 0, d, work_t, 0,
         HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=bm, BLOCK_N=bn, WRITE_LSE=write_lse, num_warps=4, num_stages=3)
     for i in range(len(kv)):
         qs, qe, ks, ke = qo_indptr[i], qo_indptr[i + 1], kv_starts[i], kv_starts[i] + kv[i]
         o32, l32, err_lp = _ref(q[qs:qe], k[ks:ke], v[ks:ke], causal=mode == "causal")
         _compare(out[qs:qe], lse[qs:qe] if write_lse else None, o32, l32, err_lp, torch.float16)
 
+
+
+
+def _paged_case_with_nan_slots(page, layout, mode, hq, hk, d, dtype):
+    """Requests (qo, kv) with partly filled last pages, requests shorter than a page and than a
+    tile, one without K / V, in shuffled pages of a cache whose empty slots and unused pages hold
+    NaN. Returns q, the caches, page ids, page / qo offsets and each request's K / V rows."""
+    qo = np.array([70, 1, 64, 5, 0, 33, 3, 1] if mode == "causal" else [70, 200, 64, 5, 9, 33, 40, 1])
+    kv = np.array([70, 64, 129, 100, 64, 200, 19, 1] if mode == "causal" else [70, 64, 129, 100, 0, 65, 19, 1])
+    n_req_pages = -(-kv // page)
+    page_ip = np.concatenate([[0], np.cumsum(n_req_pages)])
+    n_pages = int(page_ip[-1]) + 3
+    ids = np.random.permutation(n_pages)[: page_ip[-1]].astype(np.int32)
+    shape = (n_pages, page, hk, d) if layout == "NHD" else (n_pages, hk, page, d)
+    kc = torch.full(shape, float("nan"), device=DEV, dtype=dtype)
+    vc = torch.full(shape, float("nan"), device=DEV, dtype=dtype)
+    q = torch.randn(int(qo.sum()), hq, d, device=DEV).to(dtype)
+    ks, vs = [], []
+    for i in range(len(kv)):
+        kr = torch.randn(int(kv[i]), hk, d, device=DEV).to(dtype)
+        vr = torch.randn(int(kv[i]), hk, d, device=DEV).to(dtype)
+        ks.append(kr)
+        vs.append(vr)
+        for j in range(int(n_req_pages[i])):
+            rows = slice(j * page, min((j + 1) * page, int(kv[i])))
+            n = rows.stop - rows.start
+            p = int(ids[page_ip[i] + j])
+            if layout == "NHD":
+                kc[p, :n], vc[p, :n] = kr[rows], vr[rows]
+            else:
+                kc[p, :, :n], vc[p, :, :n] = kr[rows].transpose(0, 1), vr[rows].transpose(0, 1)
+    return q, kc, vc, ids, page_ip, np.concatenate([[0], np.cumsum(qo)]), kv, ks, vs
+
+
+def _check_requests(out, lse, q, qo_indptr, ks, vs, mode, dtype):
+    for i in range(len(ks)):
+        qs, qe = qo_indptr[i], qo_indptr[i + 1]
+        o32, l32, err_lp = _ref(q[qs:qe], ks[i], vs[i], causal=mode == "causal")
+        _compare(out[qs:qe], lse[qs:qe], o32, l32, err_lp, dtype)
+
+
+@pytest.mark.parametrize("page,layout,mode", [(16, "NHD", "causal"), (16, "HND", "none"), (32, "NHD", "none"),
+                                              (64, "HND", "causal")])
+def test_staged_k_only_reads_v_in_place(page, layout, mode, monkeypatch):
+    """FLASHINFER_PREFILL_STAGE_K_ONLY=1 with a deal: the op copies K only, in slot order (a partly
+    filled last page's tokens moved past its empty slots), and the lean kernel reads V from the
+    cache page by page (where the page divides the tile: 16 in the interpreter's 16-token tile;
+    otherwise the op stages K and V as before). NaN in the empty cache slots, unused pages and
+    the staging buffer; lse; against the oracle, into poisoned outputs."""
+    monkeypatch.setenv("FLASHINFER_PREFILL_STAGE_K_ONLY", "1")
+    hq, hk, d = 4, 2, 128
+    dtype = B16 if GPU else torch.float16
+    q, kc, vc, ids, page_ip, qo_indptr, kv, ks, vs = _paged_case_with_nan_slots(page, layout, mode, hq, hk, d, dtype)
+    bm = block_m_for(q.device, d, d)
+    work, cost = build_work(qo_indptr, kv, page_ip[:-1], np.zeros(len(kv), np.int64), hq // hk, bm,
+                            mode == "causal", with_cost=True)
+    out = poison(torch.empty(q.shape[0], hq, d, dtype=dtype, device=DEV))
+    lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
+    staging = torch.full((staging_bytes(ids.shape[0], page, hk, d, d, dtype),), 0xFF, dtype=torch.uint8, device=DEV)
+    run_kernel("batch_prefill_paged", out, lse, q, kc, vc, torch.from_numpy(work).to(DEV),
+               torch.from_numpy(ids).to(DEV), None, bm, MODES.index(mode), 0 if layout == "NHD" else 1, 0,
+               1.0 / math.sqrt(d), -1, 0.0, 1.0, 1e4, 1.0, staging, _deal(work, cost, hk, d, d))
+    _check_requests(out, lse, q, qo_indptr, ks, vs, mode, dtype)
+
+
+@pytest.mark.parametrize("page,layout", [(16, "NHD"), (16, "HND"), (32, "NHD"), (64, "HND")])
+@pytest.mark.parametrize("mode", ["causal", "none"])
+def test_lean_kernel_v_pages_with_k_slots(page, layout, mode):
+    """prefill_persistent_kernel V_PAGE launched directly with the sm90 64-token tile (1, 2 or 4
+    page pieces a tile, P split to match): K from a slot-order copy (built here: a partly filled
+    last page's tokens d slots later; every other staging row NaN), V from the cache in place
+    (NaN in its empty slots and unused pages); against the oracle, into poisoned outputs."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    from flashinfer_ops.kernels.attention.prefill import LOG2E, prefill_persistent_kernel
+
+    bm, bn, hq, hk, d = 64, 64, 4, 2, 64
+    q, kc, vc, ids, page_ip, qo_indptr, kv, ks, vs = _paged_case_with_nan_slots(page, layout, mode, hq, hk, d,
+                                                                               torch.float16)
+    rows = ids.shape[0] * page
+    k_slots = torch.full((rows, hk, d), float("nan"), device=DEV, dtype=torch.float16)
+    for i in range(len(kv)):
+        tail = int(kv[i]) % page
+        slot = np.arange(int(kv[i]))
+        if tail:
+            slot[int(kv[i]) - tail:] += page - tail
+        k_slots[torch.from_numpy(page_ip[i] * page + slot).to(DEV)] = ks[i]
+    work, cost = build_work(qo_indptr, kv, page_ip[:-1], np.zeros(len(kv), np.int64), hq // hk, bm,
+                            mode == "causal", with_cost=True)
+    n_prog = 8
+    deal = torch.from_numpy(deal_pairs(cost, work[:, 2] > 0, hk, n_prog, bn).copy()).to(DEV)
+    out = poison(torch.empty(q.shape[0], hq, d, dtype=torch.float16, device=DEV))
+    lse = poison(torch.empty(q.shape[0], hq, dtype=torch.float32, device=DEV))
+    kd = TensorDescriptor(k_slots, [rows, hk * d], [hk * d, 1], [bn, d])
+    vd = TensorDescriptor(vc, list(vc.shape), list(vc.stride()), [1, page, 1, d] if layout == "NHD" else [1, 1, page, d])
+    work_t = torch.from_numpy(work).to(DEV)
+    prefill_persistent_kernel[(n_prog,)](
+        q, k_slots, vc, out, lse, work_t, deal, kd, vd, q.stride(0), q.stride(1), k_slots.stride(0),
+        k_slots.stride(1), 0, 0, out.stride(0), out.stride(1), lse.stride(0), lse.stride(1), work.shape[0], hq // hk,
+        page, MODES.index(mode), LOG2E / math.sqrt(d), 1.0, 0, d, 0, 0, torch.from_numpy(ids).to(DEV), kc.shape[0],
+        HEAD_DIM_QK=d, HEAD_DIM_VO=d, BLOCK_M=bm, BLOCK_N=bn, WRITE_LSE=True, V_PAGE=page, HND=layout == "HND",
+        num_warps=4, num_stages=3)
+    _check_requests(out, lse, q, qo_indptr, ks, vs, mode, torch.float16)

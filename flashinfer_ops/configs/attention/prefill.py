@@ -232,6 +232,16 @@ def deal_grid(n_sms: int) -> int:
 LEAN_HEAD_DIMS = (128,)
 
 
+def stage_k_only(page_size: int, block_n: int) -> bool:
+    """Staged paged prefill dealt to the lean kernel (lean_persistent) copies K only, in slot order,
+    and the kernel reads V from the cache in place, page by page (prefill_persistent_kernel
+    V_PAGE): half the copy. Page sizes that split the K / V tile (block_n tokens) into one, two
+    or four whole pages (16 / 32 / 64 at the sm90 D128 tile of 64). Opt-in (FLASHINFER_PREFILL_STAGE_K_ONLY=1) until timed on the H100: NOTES.md session 15,
+    `python scripts/vpaged_ab.py`."""
+    return (page_size >= 16 and block_n % page_size == 0 and block_n // page_size in (1, 2, 4)
+            and os.environ.get("FLASHINFER_PREFILL_STAGE_K_ONLY", "0") == "1")
+
+
 def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_left: int, head_dim_qk: int,
                     head_dim_vo: int) -> bool:
     """Dealt pairs run prefill_persistent_kernel (one descriptor-fed loop, no feature branches)
