@@ -668,19 +668,23 @@ def _register_stage_variants():
     for dt in ("fp16", "bf16", "u8"):
         for d_qk, d_vo in HEAD_DIMS:
             bdqk, bdvo = padded_dims(d_qk, d_vo)
-            for pow2 in (True, False):
+            for pow2, k_slots in ((True, False), (False, False), (True, True)):
+                if k_slots and (dt == "u8" or d_qk != d_vo or d_qk not in LEAN_HEAD_DIMS):
+                    continue  # K_SLOTS: for the lean kernel's V_PAGE form only (stage_k_only)
                 sig = {"k_ptr": f"*{dt}", "v_ptr": f"*{dt}", "ks_ptr": f"*{dt}", "vs_ptr": f"*{dt}",
                        "work_ptr": "*i32", "idx_ptr": "*i32"}
                 for n in ("stride_kp", "stride_kn", "stride_kh", "stride_vp", "stride_vn", "stride_vh", "page_size",
                           "page_shift", "group", "block_m"):
                     sig[n] = "i32"
+                # PDL_SIGNAL, K_SLOTS: sm90 only (stage_pdl, stage_k_only)
                 ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
-                          PAGE_POW2=pow2, PDL_SIGNAL=False)  # PDL_SIGNAL: sm90 only (stage_pdl)
+                          PAGE_POW2=pow2, PDL_SIGNAL=False, K_SLOTS=k_slots)
                 sig.update({n: "constexpr" for n in ce})
                 register_variant(KernelVariant(
                     kernel="attention.stage_paged_kv_kernel",
-                    variant=f"{dt}_d{d_qk}x{d_vo}{'_pow2' if pow2 else ''}", fn=stage_paged_kv_kernel,
-                    signature=sig, constexprs=ce, options=STAGE_LAUNCH.options, min_occupancy=1,
+                    variant=f"{dt}_d{d_qk}x{d_vo}{'_pow2' if pow2 else ''}{'_kslots' if k_slots else ''}",
+                    fn=stage_paged_kv_kernel, signature=sig, constexprs=ce, options=STAGE_LAUNCH.options,
+                    min_occupancy=1, families=("sm90",) if k_slots else (),
                 ))
 
 
