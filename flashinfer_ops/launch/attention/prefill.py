@@ -13,8 +13,7 @@ from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_varia
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
     HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
-    page_pow2, prefetch_pages,
-    prefill_config, shared_rows, stage_k_only, stage_pdl, tma_enabled,
+    page_pow2, prefetch_pages, prefill_config, shared_rows, stage_k_only, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import LOG2E, prefill_kernel, prefill_persistent_kernel, stage_paged_kv_kernel
@@ -154,13 +153,13 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
                 if kw is not None and vw is not None:
                     kd = TensorDescriptor(k, [kw[2], kw[3]], [k_strides[1], 1], [cfg.block_n, d_qk])
                     vd = TensorDescriptor(v, [vw[2], vw[3]], [v_strides[1], 1], [cfg.block_n, d_vo])
-            page_kw, page_args = {}, (None, 0)
+            page_kw, idx_arg, n_pages = {}, None, 0
             if v_pages is not None:
                 v_cache, v_idx, v_page, hnd = v_pages
                 block = [1, 1, v_page, d_vo] if hnd else [1, v_page, 1, d_vo]
                 vd = TensorDescriptor(v_cache, list(v_cache.shape), list(v_cache.stride()), block)
                 vw = (0, 0)
-                page_kw, page_args = dict(V_PAGE=v_page, HND=hnd), (v_idx, v_cache.shape[0])
+                page_kw, idx_arg, n_pages = dict(V_PAGE=v_page, HND=hnd), v_idx, v_cache.shape[0]
             if kw is not None and vw is not None:
                 lean = repeat_launcher(prefill_persistent_kernel, HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo,
                                        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, WRITE_LSE=bool(write_lse),
@@ -173,7 +172,7 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
                              kw[0], kw[1], vw[0], vw[1])
                 return lambda grid, work, n_programs, deal: lean(
                     grid, *lean_args, work, deal, *lean_tail, n_programs, *lean_scal,
-                    page_args[0] if page_args[0] is not None else work, page_args[1])
+                    idx_arg if idx_arg is not None else work, n_pages)
         if v_pages is not None:
             raise RuntimeError("v_pages: only the lean persistent kernel reads V in place (stage_k_only)")
         full = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
@@ -456,8 +455,8 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
         groups = work if work.dim() == 3 else work.unsqueeze(0)
         if groups.shape[1] == 0 or q.shape[0] == 0:
             return
-        pdl = groups.shape[0] == 1 and q.device.type == "cuda" and stage_pdl(arch_family(q.device))
         family = arch_family(q.device)
+        pdl = groups.shape[0] == 1 and q.device.type == "cuda" and stage_pdl(family)
         k_only = (deal is not None and groups.shape[0] == 1 and family == "sm90"
                   and stage_k_only(page_size, prefill_config(family, q.shape[2], out.shape[2]).block_n)
                   and k_cache.dtype not in FP8_FORMAT
