@@ -17,6 +17,9 @@ beyond the diagonal of the tile's last query are never visited.
 Scores are kept in base 2: s2 = (q.k) * sm_scale * log2(e) (after soft cap and ALiBi, which work
 in natural units), so LSE comes out in base 2 as FlashInfer's.
 
+prefill_persistent_kernel is a second, lean kernel for plan()'s persistent deal on sm90 (16-bit
+dense K / V, mask none or causal, D128): one descriptor-fed loop without the feature branches.
+
 EXTRA=False compiles the lean variant (no RoPE, ALiBi, soft cap or custom mask: those branches
 are removed, which keeps the D128 tile within 256 VGPRs on gfx942); EXTRA=True keeps them as
 runtime branches (smaller tiles).
@@ -653,7 +656,10 @@ def prefill_persistent_kernel(
     prefill_kernel's results. qk_scale = sm_scale * log2(e); mask_mode 0 (none) or 1 (causal);
     work rows and descriptor views as prefill_kernel's (kv_start scaled by kv_start_mul); lse
     written iff WRITE_LSE; K / V strides (stride_kn, stride_kh, ...) address requests shorter
-    than a tile (_lean_pair).
+    than a tile (_lean_pair). V_PAGE > 0 (opt-in, stage_k_only): K is the staged copy in slot
+    order and V is read from the paged cache in place through a 4-D descriptor (HND: the cache's
+    layout), page ids at idx_ptr + the work row's kv_start, the cache n_pages pages long
+    (_lean_vpaged_loop); otherwise idx_ptr / n_pages are unused.
 
     Why a kernel of its own: at short causal sequences (~8.5 tiles a pair at (16, 1024)) a pair's
     fixed cost weighs. The one-pair-a-program grid pays a program launch for each; prefill_kernel's
