@@ -121,7 +121,7 @@ def main():
     vd_dense = TensorDescriptor(v, [n, hk * d], [hk * d, 1], [64, d])
     vd = TensorDescriptor(vc, list(vc.shape), list(vc.stride()), [1, page, 1, d])
     o = torch.full_like(q, float("nan"))
-    for st in (2, 3, 4):
+    for st in (2, 3, 4, 5):
         def go():
             vpaged_kernel[(P,)](q, o, work_t, deal, idx, kd, vd, q.stride(0), q.stride(1), work.shape[0], hq // hk,
                                 d ** -0.5 * LOG2E, D=d, BLOCK_M=64, BLOCK_N=64, PAGE=page, num_warps=4, num_stages=st)

@@ -12,7 +12,7 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
+    HEAD_DIMS, LEAN_HEAD_DIMS, LEAN_V_PAGE_STAGES, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
     page_pow2, prefetch_pages, prefill_config, shared_rows, stage_k_only, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
@@ -160,11 +160,12 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
                 vd = TensorDescriptor(v_cache, list(v_cache.shape), list(v_cache.stride()), block)
                 vw = (0, 0)
                 page_kw, idx_arg, n_pages = dict(V_PAGE=v_page, HND=hnd), v_idx, v_cache.shape[0]
+                page_kw["num_stages"] = LEAN_V_PAGE_STAGES
             if kw is not None and vw is not None:
                 lean = repeat_launcher(prefill_persistent_kernel, HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo,
                                        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, WRITE_LSE=bool(write_lse),
-                                       **({"PDL_WAIT": True, "launch_pdl": True} if pdl else {}), **page_kw,
-                                       **cfg.launch.options(family))
+                                       **({"PDL_WAIT": True, "launch_pdl": True} if pdl else {}),
+                                       **dict(cfg.launch.options(family), **page_kw))
                 lean_args = (q, k, v, out, lse_t)
                 lean_tail = (kd, vd, q.stride(0), q.stride(1), k_strides[1], k_strides[2], v_strides[1],
                              v_strides[2], out.stride(0), out.stride(1), s_ln, s_lh)
@@ -658,7 +659,9 @@ def _register_lean(q, d_qk, d_vo):
                 kernel="attention.prefill_persistent_kernel",
                 variant=f"{q}_d{d_qk}x{d_vo}{f'_vpage{v_page}' if v_page else ''}{'_hnd' if hnd else ''}"
                         f"{'_lse' if write_lse else ''}",
-                fn=prefill_persistent_kernel, signature=dict(sig), constexprs=ce, options=cfg.launch.options,
+                fn=prefill_persistent_kernel, signature=dict(sig), constexprs=ce,
+                options=(lambda fam, v_page=v_page: dict(cfg.launch.options(fam),
+                                                          **({"num_stages": LEAN_V_PAGE_STAGES} if v_page else {}))),
                 min_occupancy=cfg.min_occupancy, families=("sm90",),
             ))
 
