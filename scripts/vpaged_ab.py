@@ -19,34 +19,19 @@ import triton.language as tl
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from benchmarks.common import time_device_us  # noqa: E402
-from flashinfer_ops.kernels.attention.prefill import _work_words  # noqa: E402
-
-
-@triton.jit
-def _pieces4(p):
-    """[M, 64] -> four [M, 16] column pieces (columns 16 j .. 16 j + 16)."""
-    M: tl.constexpr = p.shape[0]
-    t = tl.permute(tl.reshape(p, [M, 2, 2, 16]), [0, 3, 1, 2])  # [M, 16, a, b]: column 32 a + 16 b + i
-    lo, hi = tl.split(t)  # b = 0 / 1: [M, 16, a]
-    p0, p2 = tl.split(lo)
-    p1, p3 = tl.split(hi)
-    return p0, p1, p2, p3
+from flashinfer_ops.kernels.attention.prefill import _column_pieces, _deal_range, _dealt_pair  # noqa: E402
 
 
 @triton.jit
 def vpaged_kernel(q_ptr, o_ptr, work_ptr, deal_ptr, idx_ptr, k_desc, v_desc, stride_qn, stride_qh, n_work, group,
                   qk_scale, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PAGE: tl.constexpr):
-    pid = tl.program_id(0)
-    slots = deal_ptr + tl.num_programs(0) + 1
-    beg = tl.load(deal_ptr + pid)
-    end = tl.load(deal_ptr + pid + 1)
+    slots, beg, end = _deal_range(deal_ptr)
     offs_b = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
     offs_n = tl.arange(0, BLOCK_N)
     for i in range(beg, end):
-        slot = tl.load(slots + i)
+        slot, row0, qo_start, qo_len, kv_start, kv_len, _ = _dealt_pair(slots, i, work_ptr, n_work)
         kvh = slot // n_work
-        row0, qo_start, qo_len, kv_start, kv_len, _ = _work_words(work_ptr + (slot % n_work) * 8)
         qi = (row0 + offs_b) // group
         hq = kvh * group + (row0 + offs_b) % group
         row_ok = qi < qo_len
@@ -71,7 +56,7 @@ def vpaged_kernel(q_ptr, o_ptr, work_ptr, deal_ptr, idx_ptr, k_desc, v_desc, str
             alpha = tl.exp2(m_i - m_new)
             l_i = l_i * alpha + tl.sum(p, 1)
             pg = start_n // PAGE
-            p0, p1, p2, p3 = _pieces4(p.to(tl.bfloat16))
+            p0, p1, p2, p3 = _column_pieces(p.to(tl.bfloat16), 4)
             id0 = tl.load(idx_ptr + kv_start + pg)
             id1 = tl.load(idx_ptr + kv_start + pg + 1)
             id2 = tl.load(idx_ptr + kv_start + pg + 2)

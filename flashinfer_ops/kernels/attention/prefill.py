@@ -197,6 +197,24 @@ def _work_words(wp):
 
 
 @triton.jit
+def _deal_range(deal_ptr):
+    """This program's share of plan()'s deal (deal_pairs: offsets [programs + 1], then the pair
+    slots): (pointer to the slots, first index, end index). A slot is kv_head * n_work + work row."""
+    pid = tl.program_id(0)
+    return deal_ptr + tl.num_programs(0) + 1, tl.load(deal_ptr + pid), tl.load(deal_ptr + pid + 1)
+
+
+@triton.jit
+def _dealt_pair(slots, i, work_ptr, n_work):
+    """Slot i of the deal and its work row's six words (_work_words). The persistent kernels read
+    the next pair's while the current one runs (that latency, paid at every pair's start, measured
+    ~10 us at (16, 1024): NOTES.md session 14); the deal's spare last entry makes i = end safe."""
+    slot = tl.load(slots + i)
+    w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+    return slot, w0, w1, w2, w3, w4, w5
+
+
+@triton.jit
 def _prefill_item(
     pid, kvh,
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr, mask_ptr,
@@ -405,19 +423,12 @@ def prefill_kernel(
     if PDL_WAIT:
         gdc_wait()
     if PERSISTENT:
-        # the next pair's work words are loaded while the current pair runs (their latency, paid
-        # at every pair's start, measured ~10 us at (16, 1024): NOTES.md session 14)
-        pid = tl.program_id(0)
-        slots = deal_ptr + tl.num_programs(0) + 1
-        beg = tl.load(deal_ptr + pid)
-        end = tl.load(deal_ptr + pid + 1)
-        slot = tl.load(slots + beg)
-        w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+        slots, beg, end = _deal_range(deal_ptr)
+        slot, w0, w1, w2, w3, w4, w5 = _dealt_pair(slots, beg, work_ptr, n_work)
         for i in range(beg, end):
             c_kvh = slot // n_work
             c0, c1, c2, c3, c4, c5 = w0, w1, w2, w3, w4, w5
-            slot = tl.load(slots + i + 1)
-            w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+            slot, w0, w1, w2, w3, w4, w5 = _dealt_pair(slots, i + 1, work_ptr, n_work)
             _prefill_item(0, c_kvh, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, idx_ptr,
                           mask_ptr, stride_qn, stride_qh, stride_kp, stride_kn, stride_kh, stride_vp, stride_vn,
                           stride_vh, stride_on, stride_oh, stride_ln, stride_lh, single, single_qo_len,
@@ -668,18 +679,12 @@ def prefill_persistent_kernel(
     configs/attention/prefill.py)."""
     if PDL_WAIT:
         gdc_wait()
-    pid = tl.program_id(0)
-    slots = deal_ptr + tl.num_programs(0) + 1
-    beg = tl.load(deal_ptr + pid)
-    end = tl.load(deal_ptr + pid + 1)
-    # the next pair's words are loaded while the current pair runs
-    slot = tl.load(slots + beg)
-    w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+    slots, beg, end = _deal_range(deal_ptr)
+    slot, w0, w1, w2, w3, w4, w5 = _dealt_pair(slots, beg, work_ptr, n_work)
     for i in range(beg, end):
         kvh = slot // n_work
         row0, qo_start, qo_len, page0, kv_len = w0, w1, w2, w3, w4
-        slot = tl.load(slots + i + 1)
-        w0, w1, w2, w3, w4, w5 = _work_words(work_ptr + (slot % n_work) * 8)
+        slot, w0, w1, w2, w3, w4, w5 = _dealt_pair(slots, i + 1, work_ptr, n_work)
         if kv_len > 0:
             # (unused slots have qo_len 0: every row is then masked off)
             _lean_pair(kvh, row0, qo_start, qo_len, page0 * kv_start_mul, kv_len, q_ptr, k_ptr, v_ptr, o_ptr,
