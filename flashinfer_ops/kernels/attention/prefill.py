@@ -563,7 +563,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
                k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr,
                BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr,
-               page0=0, idx_ptr=None, n_pages=0, V_PAGE: tl.constexpr = 0, HND: tl.constexpr = False):
+               page0, idx_ptr, n_pages, V_PAGE: tl.constexpr, HND: tl.constexpr):
     """prefill_persistent_kernel's work for one (item, kv head) pair: the rows row0 .. row0 +
     BLOCK_M of a request (qo_start, qo_len, kv_start: its first K / V row, kv_len > 0; K / V row
     kv_start + j of kv head kvh at k_ptr + (kv_start + j) * stride_kn + kvh * stride_kh, and through
