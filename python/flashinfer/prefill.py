@@ -19,8 +19,8 @@ import torch
 
 import flashinfer_ops  # noqa: F401
 from flashinfer_ops.configs import arch_family, has_tensor_copy_engine, sm_count
-from flashinfer_ops.configs.attention.prefill import (HEAD_DIMS, deal_grid, prefill_config, stage_enabled, stage_groups,
-                                                      stage_min_reuse, use_deal)
+from flashinfer_ops.configs.attention.prefill import (HEAD_DIMS, deal_grid, paged_inplace, prefill_config, stage_enabled,
+                                                      stage_groups, stage_min_reuse, use_deal)
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS, staging_bytes
 from flashinfer_ops.launch.attention.prefill import (block_m_for, build_work, deal_pairs, group_staged_work,
@@ -251,9 +251,12 @@ class _PrefillPlanner:
     def _plan_common(self, qo: np.ndarray, kv_lens: np.ndarray, kv_starts: np.ndarray, num_qo_heads, num_kv_heads,
                      head_dim_qk, head_dim_vo, custom_mask, packed_custom_mask, causal, pos_encoding_mode, sm_scale,
                      window_left, logits_soft_cap, rope_scale, rope_theta, q_data_type, kv_data_type,
-                     prefix_len_ptr, token_pos_in_items_ptr, max_item_len_ptr, paged_kernel=None):
+                     prefix_len_ptr, token_pos_in_items_ptr, max_item_len_ptr, paged_kernel=None,
+                     deal_always=False):
         """paged_kernel: the schedule is for the paged kernel (default: the wrapper is paged);
-        False when a paged wrapper runs the dense kernel on staged K / V."""
+        False when a paged wrapper runs the dense kernel's tile (staged K / V, or the pages read
+        in place). deal_always: deal the pairs to the persistent grid whatever use_deal says (the
+        in-place paged kernel has no 2-D grid form)."""
         check_pos_encoding_mode(pos_encoding_mode)
         if prefix_len_ptr is not None or token_pos_in_items_ptr is not None or max_item_len_ptr is not None:
             raise ValueError("prefix_len_ptr/token_pos_in_items_ptr/max_item_len_ptr: multi-item scoring is not "
@@ -330,7 +333,7 @@ class _PrefillPlanner:
             full = np.zeros((max(total, self._work.shape[0] if self._work is not None else 0), WORK_WORDS), np.int32)
             full[:total] = w
             self._persist("_work", torch.from_numpy(full), self._use_cuda_graph)
-        self._deal = self._plan_deal(w, cost, num_kv_heads, head_dim_qk, head_dim_vo, not paged_kernel)
+        self._deal = self._plan_deal(w, cost, num_kv_heads, head_dim_qk, head_dim_vo, not paged_kernel, deal_always)
 
         self._block_m = bm
         self._mask_mode = mask_mode
@@ -347,7 +350,7 @@ class _PrefillPlanner:
         self._nnz_qo = int(qo[-1])
         self._planned = True
 
-    def _plan_deal(self, w, cost, num_kv_heads, head_dim_qk, head_dim_vo, dense):
+    def _plan_deal(self, w, cost, num_kv_heads, head_dim_qk, head_dim_vo, dense, always=False):
         """The persistent schedule run() passes the op (deal_pairs over the work buffer's rows), or
         None for the 2-D grid (use_deal decides; never with request groups, nor on the CPU, whose
         reference path has no use for one)."""
@@ -363,8 +366,8 @@ class _PrefillPlanner:
         n_prog = deal_grid(sm_count(self.device))
         n_live = int(live.sum())
         mean_tiles = float((-(-reads[live] // bn)).mean()) if n_live else 0.0
-        if not use_deal(family, n_prog, n_live * num_kv_heads, mean_tiles, self._use_cuda_graph,
-                        dense, (head_dim_qk, head_dim_vo)):
+        if not always and not use_deal(family, n_prog, n_live * num_kv_heads, mean_tiles, self._use_cuda_graph,
+                                       dense, (head_dim_qk, head_dim_vo)):
             return None
         deal = deal_pairs(reads, live, num_kv_heads, n_prog, bn)
         buf = self._deal_store
@@ -482,6 +485,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         self._indices = paged_kv_indices_buf if use_cuda_graph else None
         self._op_indices = self._indices  # what run() passes: exactly this plan's entries (non-graph)
         self._staging_bytes = 0
+        self._inplace = False  # run() reads the pages in place (_choose_inplace)
         self._staging_buf = None  # uint8 view of the workspace lent to the op, or None
 
     def plan(
@@ -582,13 +586,16 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         if not (self._use_cuda_graph and self._planned):  # graph mode: the first plan's choice holds
             extra = (pos_encoding_mode != "NONE" or (logits_soft_cap or 0.0) > 0 or custom_mask is not None
                      or packed_custom_mask is not None or self._custom_mask_buf is not None)
-            self._staging_bytes = self._choose_staging(qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk,
-                                                       head_dim_vo, page_size, q_data_type, kv_data_type, causal,
-                                                       n_slots, extra, window_left)
+            self._inplace = self._choose_inplace(num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
+                                                 q_data_type, kv_data_type, extra, window_left)
+            self._staging_bytes = 0 if self._inplace else self._choose_staging(
+                qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size, q_data_type,
+                kv_data_type, causal, n_slots, extra, window_left)
         self._plan_common(qo, kv_lens, kv_ip[:-1], num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, custom_mask,
                           packed_custom_mask, causal, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                           rope_scale, rope_theta, q_data_type, kv_data_type, prefix_len_ptr, token_pos_in_items_ptr,
-                          max_item_len_ptr, paged_kernel=not self._staging_bytes)
+                          max_item_len_ptr, paged_kernel=not (self._staging_bytes or self._inplace),
+                          deal_always=self._inplace)
         idx_dev = torch.from_numpy(idx_host.astype(np.int32))
         if self._use_cuda_graph:
             self._paged_kv_indices_buf[: idx_dev.shape[0]].copy_(idx_dev)
@@ -596,6 +603,17 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             # the op sizes the staging buffer by len(kv_indices): pass exactly this plan's entries
             self._op_indices = self._persist("_indices", idx_dev, False)[:n_slots]
         self._staging_buf = self._staging_view()
+
+    def _choose_inplace(self, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size, q_data_type,
+                        kv_data_type, extra, window_left) -> bool:
+        """run() reads the pages in place (paged_inplace: sm90 Gluon kernel over a deal, no copy of
+        K / V) instead of staging them or running the paged kernel."""
+        head_dim_vo = head_dim_qk if head_dim_vo is None else head_dim_vo
+        kv_dt = canonicalize_torch_dtype(kv_data_type, canonicalize_torch_dtype(q_data_type))
+        return (self.device.type == "cuda" and num_kv_heads > 0 and num_qo_heads % num_kv_heads == 0
+                and has_tensor_copy_engine(self.device)
+                and paged_inplace(arch_family(self.device), kv_dt in FP8_TYPES, extra, window_left, head_dim_qk,
+                                  head_dim_vo, page_size, self._use_cuda_graph))
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
                         q_data_type, kv_data_type, causal, n_slots, extra=False, window_left=-1) -> int:

@@ -466,6 +466,57 @@ def test_short_prompts_take_the_dealt_persistent_grid(kind, monkeypatch):
     _close(o1, ro, torch.bfloat16)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("page", [16, 32, 64])
+@pytest.mark.parametrize("layout", ["NHD", "HND"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_paged_prefill_reads_pages_in_place(page, layout, causal, monkeypatch):
+    """sm90 with Gluon, FLASHINFER_PREFILL_INPLACE=1 (opt-in: paged_inplace): plan() picks the
+    in-place paged kernel (no staging, a deal) for 16-bit D128 K / V at pages 16 / 32 / 64, and
+    run() matches the oracle and the default path (FLASHINFER_PREFILL_INPLACE=0), into
+    NaN-poisoned out / lse, with NaN in every cache slot no request owns (the partly filled last
+    pages' tails, spare pages). Odd lengths (1, 19, 99, 989), a request without queries and one
+    with qo_len < kv_len."""
+    from flashinfer_ops.configs.attention.prefill import gluon_hopper
+
+    if torch.cuda.get_device_capability() < (9, 0) or not gluon_hopper():
+        pytest.skip("the in-place paged kernel is sm90 Gluon")
+    for var in ("FLASHINFER_PREFILL_STAGE", "FLASHINFER_PREFILL_DEAL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "1")
+    hq, hk, d = 32, 8, 128
+    qo, kv = [1, 19, 99, 0, 989, 64, 17], [1, 19, 120, 33, 989, 64, 40]
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16,
+                                                             layout=layout)
+    for r, n in enumerate(kv):  # NaN past each request's tokens and in the spare pages
+        pages = idx[int(kv_ip[r]):int(kv_ip[r + 1])].tolist()
+        for j in range(n, len(pages) * page):
+            sl = (slice(None), j % page) if layout == "NHD" else (slice(None), slice(None), j % page)
+            cache[(pages[j // page],) + sl] = float("nan")
+    spare = sorted(set(range(cache.shape[0])) - set(idx.tolist()))
+    cache[spare] = float("nan")
+    w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(torch.empty(128 << 20, dtype=torch.uint8, device=DEV),
+                                                       kv_layout=layout)
+    plan = lambda: w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=causal,  # noqa: E731
+                          q_data_type=torch.bfloat16)
+    plan()
+    assert w._inplace and not w._staging_bytes and w._deal is not None
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full(q.shape[:2], float("nan"), device=DEV)
+    w.run(q, cache, out=out, lse=lse)
+    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "0")
+    plan()
+    assert not w._inplace
+    o0, l0 = w.run(q, cache, return_lse=True)
+    torch.cuda.synchronize()
+    assert not out.isnan().any() and not lse.isnan().any()
+    ro, rl = _paged_ref(q, kc, vc, qo_ip, kv_ip, idx, last, layout, causal=causal)
+    _close(out, ro, torch.bfloat16)
+    _close(out, o0, torch.bfloat16, atol=2e-2)
+    assert (lse - l0).abs().max().item() < 1e-2
+    assert (lse - rl.to(lse.device)).abs().max().item() < 2e-2
+
+
 def test_paged_wrapper_stages_long_prompts(monkeypatch):
     """plan() lends the workspace as K / V staging only for long prompts (each K / V row read >=
     STAGE_MIN_REUSE times) and when it fits; the result matches the oracle either way (on a GPU

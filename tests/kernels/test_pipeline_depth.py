@@ -125,3 +125,35 @@ def test_fp8_decode_v_asm_gathers_no_bytes():
 def test_dense_prefill_reads_kv_by_tensor_descriptor():
     r = report("attention.prefill_kernel", "bf16_kvbf16_d128x128_dense_tma", [])
     assert r["cp_async_bulk_tensor"] > 0, r
+
+
+_INPLACE = """
+import json, sys
+from flashinfer_ops.kernels.attention.prefill_paged_sm90 import compile_for_sm90
+from flashinfer_ops.tools.pipeline_report import _resources
+rows = []
+for page, hnd, lse in ((16, False, False), (16, True, True), (32, False, True), (64, True, False)):
+    c = compile_for_sm90(page, hnd, lse)
+    ptx = c.asm["ptx"]
+    rows.append(dict(page=page, shared=c.metadata.shared, wgmma=ptx.count("wgmma.mma_async"),
+                     copies=ptx.count("cp.async.bulk.tensor.4d"), **_resources(c.asm["cubin"])))
+print(json.dumps(rows))
+"""
+
+
+def test_inplace_paged_prefill_compiles_lean_for_sm90():
+    """The Gluon in-place paged kernel: one Q.K^T and one P.V a tile (16 wgmma: 8 + 8 over two D
+    halves, not one a page), four 4-D descriptor copies a page (K / V x D halves), no spills, and
+    shared memory for two programs an SM (deal_grid's DEAL_PER_SM)."""
+    pytest.importorskip("triton.experimental.gluon.language.nvidia.hopper")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", _INPLACE], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for r in json.loads(out.stdout.strip().splitlines()[-1]):
+        pieces = 64 // r["page"]
+        assert r["wgmma"] == 16, r
+        assert r["copies"] == 4 * pieces * 3, r  # prologue (2 stages) + loop (1)
+        assert r["stack_local"] == 0 and r["regs"] <= 255, r
+        assert 2 * (r["shared"] + 1024) <= 228 * 1024, r

@@ -249,6 +249,44 @@ def stage_k_only(page_size: int, block_n: int) -> bool:
             and os.environ.get("FLASHINFER_PREFILL_STAGE_K_ONLY", "0") == "1")
 
 
+INPLACE_PAGE_SIZES = (16, 32, 64)  # a 64-token tile of whole pages (the Gluon kernel's BLOCK_N)
+
+
+@functools.lru_cache(maxsize=None)
+def gluon_hopper() -> bool:
+    """This Triton ships the Gluon Hopper language the in-place paged kernel is written in."""
+    from ...kernels.attention.prefill_paged_sm90 import HAVE_GLUON
+
+    return HAVE_GLUON
+
+
+def paged_inplace(family: str, fp8: bool, extra: bool, window_left: int, head_dim_qk: int, head_dim_vo: int,
+                  page_size: int, graph: bool = False) -> bool:
+    """Paged prefill reads K / V pages in place (kernels/attention/prefill_paged_sm90.py, Gluon) over
+    plan()'s deal instead of staging a copy: opt-in (FLASHINFER_PREFILL_INPLACE=1) on sm90 with
+    Gluon, 16-bit K / V, mask none / causal, no window, RoPE, ALiBi or soft cap, D128 for both,
+    pages of 16 / 32 / 64 tokens, outside CUDA-graph mode (the kernel needs a deal, which graph
+    mode does not plan). Staging forced on (FLASHINFER_PREFILL_STAGE=1 / always) or the deal
+    forced off (FLASHINFER_PREFILL_DEAL=0) keeps it off.
+
+    INPLACE_NOTE, H100 2026-12-07 session 16: correct (every check of `python
+    scripts/gluon_paged_ab.py` and `test_paged_prefill_reads_pages_in_place` passed: pages 16 / 32
+    / 64, NHD / HND, causal / none, NaN in the slots no request owns) but slow: the benchmark's
+    paged causal rows with it on ran 1674 / 1787 / 610 us at (1, 8192) / (4, 4096) / (16, 1024),
+    against 1075 / 1167 / 437 us for the staged copy + dense kernel. Triton's shared-memory barrier
+    pass puts a CTA-wide bar.sync before each of a tile's 16 page copies (4 pages x K / V x two D
+    halves; the dense tile has 2), and Triton's own in-place form (branch s15-inplace, 8 copies a
+    tile) ran 608-630 us too; a copy warp of its own (Gluon warp_specialize) is the next thing to
+    try (NOTES.md, Missing / next)."""
+    if os.environ.get("FLASHINFER_PREFILL_INPLACE", "0") != "1":
+        return False
+    if os.environ.get("FLASHINFER_PREFILL_STAGE") in ("1", "always") or os.environ.get("FLASHINFER_PREFILL_DEAL") == "0":
+        return False
+    return (family == "sm90" and not (fp8 or extra or graph) and window_left < 0
+            and head_dim_qk == head_dim_vo == 128 and page_size in INPLACE_PAGE_SIZES
+            and not interpreting() and gluon_hopper())
+
+
 def lean_persistent(family: str, paged: bool, fp8: bool, extra: bool, window_left: int, head_dim_qk: int,
                     head_dim_vo: int) -> bool:
     """Dealt pairs run prefill_persistent_kernel (one descriptor-fed loop, no feature branches)

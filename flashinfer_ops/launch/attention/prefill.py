@@ -13,6 +13,7 @@ from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_varia
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
     HEAD_DIMS, LEAN_HEAD_DIMS, LEAN_V_PAGE_STAGES, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
+    paged_inplace,
     page_pow2, prefetch_pages, prefill_config, shared_rows, stage_k_only, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
@@ -81,7 +82,8 @@ def _no_launch(work, n_programs, deal=None):
 
 def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_len, kv_len, page_size,
                       k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1, pdl=False, v_pages=None):
+                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1, pdl=False, v_pages=None,
+                      dense_tile=False):
     """A function go(work, n_programs, deal=None) that launches prefill_kernel over that schedule
     (None: the single-request form) with everything else fixed here: config, strides,
     descriptors; with plan()'s `deal` (deal_pairs) it runs the persistent form instead. Its second
@@ -90,7 +92,9 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
     programmatic dependent of the kernel launched just before on the stream (prefill_kernel
     PDL_WAIT). v_pages = (v_cache, kv_indices, page_size, hnd): K is a slot-order staged copy and
     V is read from the paged cache (prefill_persistent_kernel V_PAGE; a dealt launch of the lean
-    kernel only, which the caller has checked: stage_k_only)."""
+    kernel only, which the caller has checked: stage_k_only). dense_tile: a paged launch at the
+    dense kernel's tile (a schedule planned for the in-place pages whose cache the copy engine
+    cannot address)."""
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
@@ -110,7 +114,7 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
     mask_t = mask if mask is not None else _dummy(dev, torch.uint8)
     rope = pos_encoding_mode == 1
     extra = _extra(pos_encoding_mode, logits_soft_cap, mask_mode)
-    cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged)
+    cfg = prefill_config(family, d_qk, d_vo, extra, fp8, paged and not dense_tile)
     k_desc, v_desc, k_view, v_view = k, v, None, None
     if tma_enabled(family, paged, fp8, extra, d_qk, d_vo) and has_tensor_copy_engine(q.device):
         k_view = tma_view(k, k_strides, n_tok, d_qk)
@@ -199,6 +203,30 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
             run((n_programs, h_kv), *head, work, kv_indices if kv_indices is not None else work, *tail, n_programs,
                 work)
     return go
+
+
+def paged_inplace_launch(out, lse, q, k_cache, v_cache, kv_indices, work, deal, *, page_size: int, hnd: bool,
+                         mask_mode: int, sm_scale: float, v_scale: float = 1.0) -> None:
+    """paged_prefill_sm90_kernel over plan()'s deal: K / V pages read in place, no staging copy.
+    k_cache / v_cache: [pages, page_size, H_kv, 128] (NHD) or [pages, H_kv, page_size, 128] (HND),
+    16-bit, last dim contiguous, 16-byte-aligned base and strides; q / out [nnz, H_qo, 128]; lse
+    [nnz, H_qo] fp32 or None; work / deal as prefill_persistent_kernel takes them (work rows'
+    kv_start: the request's first entry in kv_indices). The caller has checked paged_inplace()."""
+    from ...kernels.attention.prefill_paged_sm90 import GluonTensorDescriptor, gl, paged_prefill_sm90_kernel
+
+    layout = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4)
+    block = [1, 1, page_size, 64] if hnd else [1, page_size, 1, 64]
+    kd = GluonTensorDescriptor(k_cache, list(k_cache.shape), list(k_cache.stride()), block, layout)
+    vd = GluonTensorDescriptor(v_cache, list(v_cache.shape), list(v_cache.stride()), block, layout)
+    if lse is None:
+        lse_t, s_ln, s_lh, write_lse = _dummy(q.device, torch.float32), 0, 0, False
+    else:
+        lse_t, s_ln, s_lh, write_lse = lse, lse.stride(0), lse.stride(1), True
+    h_kv = k_cache.shape[1] if hnd else k_cache.shape[2]
+    paged_prefill_sm90_kernel[(deal_grid(sm_count(q.device)),)](
+        q, out, lse_t, work, deal, kv_indices, kd, vd, q.stride(0), q.stride(1), out.stride(0), out.stride(1),
+        s_ln, s_lh, work.shape[0], k_cache.shape[0], q.shape[1] // h_kv, mask_mode, float(sm_scale) * LOG2E,
+        float(v_scale), PAGE=page_size, HND=bool(hnd), WRITE_LSE=write_lse, num_warps=4)
 
 
 def _check_deal(deal, device) -> None:
@@ -474,9 +502,34 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
         _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy,
                        lambda w, n: attend(w, n, deal))
         return
+    family = arch_family(q.device)
+    d_qk, d_vo = q.shape[2], out.shape[2]
+    if (deal is not None and work.dim() == 2 and block_m == block_m_for(q.device, d_qk, d_vo)
+            and has_tensor_copy_engine(q.device)
+            and paged_inplace(family, k_cache.dtype in FP8_FORMAT, _extra(pos_encoding_mode, logits_soft_cap, mask_mode),
+                              window_left, d_qk, d_vo, page_size)):
+        # plan() chose the in-place pages (the dense kernel's tile height, a deal)
+        if work.shape[0] == 0 or q.shape[0] == 0:
+            return
+        if _descriptor_ready(k_cache) and _descriptor_ready(v_cache) and k_cache.dtype == q.dtype:
+            paged_inplace_launch(out, lse, q, k_cache, v_cache, kv_indices, work, deal, page_size=page_size,
+                                 hnd=kv_layout == 1, mask_mode=mask_mode, sm_scale=sm_scale, v_scale=v_scale)
+            return
+        # a cache the copy engine cannot address (unaligned base or strides): the paged kernel at
+        # the schedule's tile height reads it instead
+        _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False,
+                qo_len=0, kv_len=0, n_programs=work.shape[0], deal=deal, page_size=page_size, k_strides=k_strides,
+                v_strides=v_strides, dense_tile=True, **scal)
+        return
     _check_block_m(q, block_m, out.shape[2], paged=True)
     _launch(out, lse, q, k_cache, v_cache, work, kv_indices, packed_custom_mask, paged=True, single=False, qo_len=0,
             kv_len=0, n_programs=work.shape[0], deal=deal, page_size=page_size, k_strides=k_strides, v_strides=v_strides, **scal)
+
+
+def _descriptor_ready(t) -> bool:
+    """`t` meets the copy engine's rules: unit last stride, 16-byte-aligned base and strides."""
+    esz = t.element_size()
+    return t.stride(-1) == 1 and t.data_ptr() % 16 == 0 and all((s * esz) % 16 == 0 for s in t.stride()[:-1])
 
 
 # ---- CPU key (reference) ----------------------------------------------------------------------
