@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from benchmarks.attention_prefill import SHAPES, _paged_case, _ragged_case  # noqa: E402
+from benchmarks.attention_prefill import _paged_case  # noqa: E402
 from benchmarks.common import time_device_us  # noqa: E402
 from flashinfer_ops.configs import sm_count  # noqa: E402
 from flashinfer_ops.configs.attention.prefill import deal_grid  # noqa: E402

@@ -2,12 +2,11 @@
 staged) cases at the issue-3 shapes. Each setting "D:P" sets FLASHINFER_PREFILL_DEAL=D (1: deal
 the pairs to the persistent grid; 0: the 2-D grid; "-": plan()'s default) and
 FLASHINFER_PREFILL_STAGE_PDL=P (the dense launch a programmatic dependent of the staged copy), and
-"D:P:L" also FLASHINFER_PREFILL_LEAN=L (0: dealt pairs run prefill_kernel PERSISTENT), "D:P:L:K"
-also FLASHINFER_PREFILL_STAGE_K_ONLY=K (1: the staged copy moves K only, V read in place). The
+"D:P:L" also FLASHINFER_PREFILL_LEAN=L (0: dealt pairs run prefill_kernel PERSISTENT). The
 deal is made at plan(), so each setting plans its own case. Settings are timed in turn, twice
 over, and the outputs checked against the first setting's at (16, 1024).
 
-    python scripts/persistent_check.py [D:P[:L[:K]] ...]      (default: 0:0 -:0 1:0 -:1)
+    python scripts/persistent_check.py [D:P[:L] ...]      (default: 0:0 -:0 1:0 -:1)
 """
 import json
 import os
@@ -22,7 +21,6 @@ from benchmarks.common import time_device_us  # noqa: E402
 def _set(setting):
     d, p, *rest = setting.split(":")
     os.environ["FLASHINFER_PREFILL_LEAN"] = rest[0] if rest else "1"
-    os.environ["FLASHINFER_PREFILL_STAGE_K_ONLY"] = rest[1] if len(rest) > 1 else "0"
     if d == "-":
         os.environ.pop("FLASHINFER_PREFILL_DEAL", None)
     else:

@@ -417,11 +417,10 @@ def test_staged_dependent_launch_matches_serial(deal, graph, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("kind", ["ragged", "paged", "paged_k_only"])
+@pytest.mark.parametrize("kind", ["ragged", "paged"])
 def test_short_prompts_take_the_dealt_persistent_grid(kind, monkeypatch):
     """sm90 default: plan() deals short causal pairs (here ~5 K / V tiles each, 32/8 heads D128)
-    to the persistent grid (paged on staged K / V; paged_k_only: K staged alone, V read in place,
-    FLASHINFER_PREFILL_STAGE_K_ONLY=1), and run() matches the 2-D grid's output
+    to the persistent grid (paged on staged K / V), and run() matches the 2-D grid's output
     (FLASHINFER_PREFILL_DEAL=0) and the oracle, into NaN-poisoned buffers, lse too. Odd lengths,
     so requests end mid-tile; one request without queries."""
     if torch.cuda.get_device_capability() < (9, 0):
@@ -440,8 +439,6 @@ def test_short_prompts_take_the_dealt_persistent_grid(kind, monkeypatch):
         call = lambda o, l: w.run(q, k, v, out=o, lse=l)  # noqa: E731
     else:
         monkeypatch.setenv("FLASHINFER_PREFILL_STAGE", "always")
-        if kind == "paged_k_only":
-            monkeypatch.setenv("FLASHINFER_PREFILL_STAGE_K_ONLY", "1")
         w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws)
         plan = lambda: w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True,  # noqa: E731
                               q_data_type=torch.bfloat16)

@@ -232,23 +232,6 @@ def deal_grid(n_sms: int) -> int:
 LEAN_HEAD_DIMS = (128,)
 
 
-# prefill_persistent_kernel V_PAGE: the page-id loads before each V piece's copy take a pipeline
-# stage of their own, so at the table's num_stages 3 K and V were double-buffered; 5 gives them the
-# three buffers the dense lean loop has at 3 (sm90 report, Triton 3.6: 237 registers, 0 spills,
-# 114.9 KB shared, two programs an SM). Not yet timed (NOTES.md session 15).
-LEAN_V_PAGE_STAGES = 5
-
-
-def stage_k_only(page_size: int, block_n: int) -> bool:
-    """Staged paged prefill dealt to the lean kernel (lean_persistent) copies K only, in slot order,
-    and the kernel reads V from the cache in place, page by page (prefill_persistent_kernel
-    V_PAGE): half the copy. Page sizes that split the K / V tile (block_n tokens) into one, two
-    or four whole pages (16 / 32 / 64 at the sm90 D128 tile of 64). Opt-in (FLASHINFER_PREFILL_STAGE_K_ONLY=1) until timed on the H100: NOTES.md session 15,
-    `python scripts/vpaged_ab.py`."""
-    return (page_size >= 16 and block_n % page_size == 0 and block_n // page_size in (1, 2, 4)
-            and os.environ.get("FLASHINFER_PREFILL_STAGE_K_ONLY", "0") == "1")
-
-
 INPLACE_PAGE_SIZES = (16, 32, 64)  # a 64-token tile of whole pages (the Gluon kernel's BLOCK_N)
 
 

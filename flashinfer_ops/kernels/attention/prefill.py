@@ -462,113 +462,16 @@ def _online_softmax_step(s, v, acc, m_i, l_i):
 
 
 @triton.jit
-def _column_pieces(p, PIECES: tl.constexpr):
-    """[M, N] -> PIECES (1, 2 or 4) column pieces [M, N // PIECES], left to right (padded to four
-    with the last piece; unused ones are never read)."""
-    M: tl.constexpr = p.shape[0]
-    W: tl.constexpr = p.shape[1] // PIECES
-    if PIECES == 4:
-        t = tl.permute(tl.reshape(p, [M, 2, 2, W]), [0, 3, 1, 2])  # [M, W, a, b]: column (2 a + b) W + i
-        b0, b1 = tl.split(t)
-        p0, p2 = tl.split(b0)
-        p1, p3 = tl.split(b1)
-    elif PIECES == 2:
-        p0, p1 = tl.split(tl.permute(tl.reshape(p, [M, 2, W]), [0, 2, 1]))
-        p2 = p1
-        p3 = p1
-    else:
-        p0 = p
-        p1 = p
-        p2 = p
-        p3 = p
-    return p0, p1, p2, p3
-
-
-@triton.jit
-def _v_page_piece(v_desc, idx_ptr, page0, page_no, kv_len, n_pages, kvh, PAGE: tl.constexpr,
-                  HEAD_DIM_VO: tl.constexpr, HND: tl.constexpr):
-    """V [PAGE, D_vo] of page `page_no` of a request (its page ids at idx_ptr + page0) through a
-    4-D descriptor over the cache (NHD [pages, PAGE, H, D] / HND [pages, H, PAGE, D]). A page the
-    request fills is read whole; its partly filled last page is read shifted back by its d empty
-    slots (row coordinate -d: the copy engine zero-fills rows 0 .. d, so the slots past kv_len,
-    whatever the cache holds there, are never read) and row i then holds token page_no * PAGE -
-    d + i; a page past the request reads page n_pages: all zeros."""
-    valid = kv_len - page_no * PAGE
-    pid = tl.load(idx_ptr + page0 + page_no, mask=valid > 0, other=n_pages)
-    shift = tl.minimum(valid - PAGE, 0)
-    if HND:
-        v = v_desc.load([pid, kvh, shift, 0])
-    else:
-        v = v_desc.load([pid, shift, kvh, 0])
-    return v.reshape([PAGE, HEAD_DIM_VO])
-
-
-@triton.jit
-def _lean_vpaged_loop(q, row_pos, hi, diag_from, kv_start, page0, kv_len, kvh, k_desc, v_desc, idx_ptr, n_pages,
-                      k_rows_per_head, k_cols_per_head, mask_mode, qk_scale, acc, m_i, l_i,
-                      HEAD_DIM_VO: tl.constexpr, BLOCK_N: tl.constexpr, V_PAGE: tl.constexpr, HND: tl.constexpr):
-    """_lean_pair's loop with K from a staged copy in slot order and V read in place, page by page.
-
-    Slots: a request's K copy (stage_paged_kv_kernel K_SLOTS) keeps token t in slot t, except its
-    partly filled last page (d empty slots, starting at slot L = kv_len + d - V_PAGE), whose tokens
-    sit d slots later: slot c >= L holds token c - d, and slots L .. L + d hold nothing. That is
-    the order _v_page_piece reads V in, so each BLOCK_N tile of K columns pairs with BLOCK_N //
-    V_PAGE pieces of V; P is split into the same pieces for the P.V products (the same MMA count
-    as one [BLOCK_N, D] tile). Tiles from the first masked one (the causal diagonal, or the tile
-    holding the last page) mask empty slots, slots past the request (another request's copy or
-    unwritten staging: K values that are masked, never summed) and causal columns by token."""
-    PIECES: tl.constexpr = BLOCK_N // V_PAGE
-    d = (V_PAGE - kv_len % V_PAGE) % V_PAGE
-    last0 = kv_len + d - V_PAGE
-    hi_slot = tl.where(hi > last0, hi + d, hi)
-    mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
-    k_row0 = kv_start + kvh * k_rows_per_head
-    k_col0 = kvh * k_cols_per_head
-    offs_n = tl.arange(0, BLOCK_N)
-    for start_n in tl.range(0, tl.cdiv(hi_slot, BLOCK_N) * BLOCK_N, BLOCK_N):
-        k = k_desc.load([k_row0 + start_n, k_col0])
-        s = tl.dot(q, tl.trans(k)) * qk_scale
-        if start_n >= mask_from:
-            c = start_n + offs_n
-            in_last = c >= last0
-            tok = tl.where(in_last, c - d, c)
-            ok = (c < kv_len + d) & ((c - last0 >= d) | (c < last0))
-            keep = ok[None, :] & ((tok[None, :] <= row_pos[:, None]) | (mask_mode == 0))
-            s = tl.where(keep, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.exp2(s - m_new[:, None])
-        alpha = tl.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        p0, p1, p2, p3 = _column_pieces(p.to(k.dtype), PIECES)
-        pg = start_n // V_PAGE
-        acc = tl.dot(p0, _v_page_piece(v_desc, idx_ptr, page0, pg, kv_len, n_pages, kvh, V_PAGE, HEAD_DIM_VO, HND),
-                     acc)
-        if PIECES > 1:
-            acc = tl.dot(p1, _v_page_piece(v_desc, idx_ptr, page0, pg + 1, kv_len, n_pages, kvh, V_PAGE,
-                                           HEAD_DIM_VO, HND), acc)
-        if PIECES > 2:
-            acc = tl.dot(p2, _v_page_piece(v_desc, idx_ptr, page0, pg + 2, kv_len, n_pages, kvh, V_PAGE,
-                                           HEAD_DIM_VO, HND), acc)
-            acc = tl.dot(p3, _v_page_piece(v_desc, idx_ptr, page0, pg + 3, kv_len, n_pages, kvh, V_PAGE,
-                                           HEAD_DIM_VO, HND), acc)
-        m_i = m_new
-    return acc, m_i, l_i
-
-
-@triton.jit
 def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, k_desc, v_desc,
                stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on, stride_oh,
                stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
                HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr,
-               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr,
-               page0, idx_ptr, n_pages, V_PAGE: tl.constexpr, HND: tl.constexpr):
+               BLOCK_N: tl.constexpr, WRITE_LSE: tl.constexpr):
     """prefill_persistent_kernel's work for one (item, kv head) pair: the rows row0 .. row0 +
     BLOCK_M of a request (qo_start, qo_len, kv_start: its first K / V row, kv_len > 0; K / V row
     kv_start + j of kv head kvh at k_ptr + (kv_start + j) * stride_kn + kvh * stride_kh, and through
-    the descriptors as prefill_kernel's). V_PAGE > 0: K is a slot-order copy at kv_start and V is
-    read from the paged cache (pages at idx_ptr + page0; _lean_vpaged_loop)."""
+    the descriptors as prefill_kernel's)."""
     offs_b = tl.arange(0, BLOCK_M)
     offs_dqk = tl.arange(0, HEAD_DIM_QK)
     offs_dvo = tl.arange(0, HEAD_DIM_VO)
@@ -594,11 +497,7 @@ def _lean_pair(kvh, row0, qo_start, qo_len, kv_start, kv_len, q_ptr, k_ptr, v_pt
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     offs_n = tl.arange(0, BLOCK_N)
-    if V_PAGE > 0:
-        acc, m_i, l_i = _lean_vpaged_loop(q, row_pos, hi, diag_from, kv_start, page0, kv_len, kvh, k_desc, v_desc,
-                                          idx_ptr, n_pages, k_rows_per_head, k_cols_per_head, mask_mode, qk_scale,
-                                          acc, m_i, l_i, HEAD_DIM_VO, BLOCK_N, V_PAGE, HND)
-    elif kv_len >= BLOCK_N:
+    if kv_len >= BLOCK_N:
         n_t = tl.cdiv(hi, BLOCK_N)
         mask_from = tl.minimum(diag_from, (kv_len // BLOCK_N) * BLOCK_N)
         last = kv_len - BLOCK_N
@@ -651,15 +550,14 @@ def _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_o
 
 
 @triton.jit(do_not_specialize=["n_work", "group", "kv_start_mul", "mask_mode", "k_rows_per_head",
-                               "k_cols_per_head", "v_rows_per_head", "v_cols_per_head", "n_pages"])
+                               "k_cols_per_head", "v_rows_per_head", "v_cols_per_head"])
 def prefill_persistent_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, work_ptr, deal_ptr, k_desc, v_desc,
     stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh, stride_on, stride_oh, stride_ln, stride_lh,
     n_work, group, kv_start_mul, mask_mode, qk_scale, v_scale,
-    k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, idx_ptr, n_pages,
+    k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False, V_PAGE: tl.constexpr = 0,
-    HND: tl.constexpr = False,
+    WRITE_LSE: tl.constexpr = False, PDL_WAIT: tl.constexpr = False,
 ):
     """Persistent lean prefill (sm90, 16-bit dense K / V read through tensor descriptors; no mask
     but causal, no window, RoPE, ALiBi, soft cap or fp8): program p runs the (item, kv head) pairs
@@ -667,10 +565,7 @@ def prefill_persistent_kernel(
     prefill_kernel's results. qk_scale = sm_scale * log2(e); mask_mode 0 (none) or 1 (causal);
     work rows and descriptor views as prefill_kernel's (kv_start scaled by kv_start_mul); lse
     written iff WRITE_LSE; K / V strides (stride_kn, stride_kh, ...) address requests shorter
-    than a tile (_lean_pair). V_PAGE > 0 (opt-in, stage_k_only): K is the staged copy in slot
-    order and V is read from the paged cache in place through a 4-D descriptor (HND: the cache's
-    layout), page ids at idx_ptr + the work row's kv_start, the cache n_pages pages long
-    (_lean_vpaged_loop); otherwise idx_ptr / n_pages are unused.
+    than a tile (_lean_pair).
 
     Why a kernel of its own: at short causal sequences (~8.5 tiles a pair at (16, 1024)) a pair's
     fixed cost weighs. The one-pair-a-program grid pays a program launch for each; prefill_kernel's
@@ -683,15 +578,15 @@ def prefill_persistent_kernel(
     slot, w0, w1, w2, w3, w4, w5 = _dealt_pair(slots, beg, work_ptr, n_work)
     for i in range(beg, end):
         kvh = slot // n_work
-        row0, qo_start, qo_len, page0, kv_len = w0, w1, w2, w3, w4
+        row0, qo_start, qo_len, kv_start, kv_len = w0, w1, w2, w3, w4
         slot, w0, w1, w2, w3, w4, w5 = _dealt_pair(slots, i + 1, work_ptr, n_work)
         if kv_len > 0:
             # (unused slots have qo_len 0: every row is then masked off)
-            _lean_pair(kvh, row0, qo_start, qo_len, page0 * kv_start_mul, kv_len, q_ptr, k_ptr, v_ptr, o_ptr,
+            _lean_pair(kvh, row0, qo_start, qo_len, kv_start * kv_start_mul, kv_len, q_ptr, k_ptr, v_ptr, o_ptr,
                        lse_ptr, k_desc, v_desc, stride_qn, stride_qh, stride_kn, stride_kh, stride_vn, stride_vh,
                        stride_on, stride_oh, stride_ln, stride_lh, group, mask_mode, qk_scale, v_scale,
                        k_rows_per_head, k_cols_per_head, v_rows_per_head, v_cols_per_head, HEAD_DIM_QK,
-                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE, page0, idx_ptr, n_pages, V_PAGE, HND)
+                       HEAD_DIM_VO, BLOCK_M, BLOCK_N, WRITE_LSE)
         else:
             _lean_empty(kvh, row0, qo_start, qo_len, o_ptr, lse_ptr, stride_on, stride_oh, stride_ln, stride_lh,
                         group, HEAD_DIM_VO, BLOCK_M, WRITE_LSE)
@@ -703,7 +598,7 @@ def stage_paged_kv_kernel(
     stride_kp, stride_kn, stride_kh, stride_vp, stride_vn, stride_vh,
     page_size, page_shift, group, block_m,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_VO: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DVO: tl.constexpr,
-    ROWS: tl.constexpr, PAGE_POW2: tl.constexpr, PDL_SIGNAL: tl.constexpr = False, K_SLOTS: tl.constexpr = False,
+    ROWS: tl.constexpr, PAGE_POW2: tl.constexpr, PDL_SIGNAL: tl.constexpr = False,
 ):
     """Copy the paged K / V rows of every scheduled request into contiguous NHD staging buffers, so
     the dense prefill kernel (whole-tile descriptor copies, no per-row page-table arithmetic) can
@@ -713,9 +608,7 @@ def stage_paged_kv_kernel(
     (cdiv(qo_len * group, block_m)) split its kv_len tokens into T even shares of ROWS-row chunks,
     and this item copies share tile_row0 // block_m for kv head kvh. Unused slots (qo_len 0) and
     requests without queries copy nothing. PDL_SIGNAL (NVIDIA only): let the dependent dense launch
-    (prefill_kernel PDL_WAIT) start now; it waits for this grid's completion before reading.
-    K_SLOTS: copy K only, in slot order (prefill_persistent_kernel V_PAGE reads V from the cache):
-    the tokens of a partly filled last page (d empty slots) land d rows later."""
+    (prefill_kernel PDL_WAIT) start now; it waits for this grid's completion before reading."""
     if PDL_SIGNAL:
         gdc_launch_dependents()
     pid = tl.program_id(0)
@@ -737,24 +630,17 @@ def stage_paged_kv_kernel(
     offs_dv = tl.arange(0, BLOCK_DVO)
     n_heads = tl.num_programs(1)
     dst_row0 = kv_start.to(tl.int64) * page_size
-    tail = kv_len % page_size
     for c in range(c_lo, c_hi):
         tok = c * ROWS + offs_r
         ok = tok < kv_len
         page_no, in_page = _page_split(tok, page_size, page_shift, PAGE_POW2)
         page = tl.load(idx_ptr + kv_start + page_no, mask=ok, other=0).to(tl.int64)
-        if K_SLOTS:
-            slot = tok + tl.where((tail > 0) & (tok >= kv_len - tail), page_size - tail, 0)
-        else:
-            slot = tok
-        dst = (dst_row0 + slot) * n_heads + kvh
+        dst = (dst_row0 + tok) * n_heads + kvh
         src_k = page * stride_kp + in_page.to(tl.int64) * stride_kn + kvh.to(tl.int64) * stride_kh
         kt = tl.load(k_ptr + src_k[:, None] + offs_dk[None, :], mask=ok[:, None] & (offs_dk < HEAD_DIM_QK)[None, :])
         tl.store(ks_ptr + (dst * HEAD_DIM_QK)[:, None] + offs_dk[None, :], kt,
                  mask=ok[:, None] & (offs_dk < HEAD_DIM_QK)[None, :])
-        if not K_SLOTS:
-            src_v = page * stride_vp + in_page.to(tl.int64) * stride_vn + kvh.to(tl.int64) * stride_vh
-            vt = tl.load(v_ptr + src_v[:, None] + offs_dv[None, :],
-                         mask=ok[:, None] & (offs_dv < HEAD_DIM_VO)[None, :])
-            tl.store(vs_ptr + (dst * HEAD_DIM_VO)[:, None] + offs_dv[None, :], vt,
-                     mask=ok[:, None] & (offs_dv < HEAD_DIM_VO)[None, :])
+        src_v = page * stride_vp + in_page.to(tl.int64) * stride_vn + kvh.to(tl.int64) * stride_vh
+        vt = tl.load(v_ptr + src_v[:, None] + offs_dv[None, :], mask=ok[:, None] & (offs_dv < HEAD_DIM_VO)[None, :])
+        tl.store(vs_ptr + (dst * HEAD_DIM_VO)[:, None] + offs_dv[None, :], vt,
+                 mask=ok[:, None] & (offs_dv < HEAD_DIM_VO)[None, :])

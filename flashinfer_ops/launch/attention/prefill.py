@@ -12,9 +12,9 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, LEAN_HEAD_DIMS, LEAN_V_PAGE_STAGES, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
+    HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
     paged_inplace,
-    page_pow2, prefetch_pages, prefill_config, shared_rows, stage_k_only, stage_pdl, tma_enabled,
+    page_pow2, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import LOG2E, prefill_kernel, prefill_persistent_kernel, stage_paged_kv_kernel
@@ -82,17 +82,14 @@ def _no_launch(work, n_programs, deal=None):
 
 def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_len, kv_len, page_size,
                       k_strides, v_strides, mask_mode, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
-                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1, pdl=False, v_pages=None,
-                      dense_tile=False):
+                      rope_scale, rope_theta, v_scale, n_tok=0, kv_start_mul=1, pdl=False, dense_tile=False):
     """A function go(work, n_programs, deal=None) that launches prefill_kernel over that schedule
     (None: the single-request form) with everything else fixed here: config, strides,
     descriptors; with plan()'s `deal` (deal_pairs) it runs the persistent form instead. Its second
     and later calls reuse the first call's compiled kernel (repeat_launcher), so several slices of
     one schedule launch at a fraction of a launch's host cost. pdl (NVIDIA): launch as a
     programmatic dependent of the kernel launched just before on the stream (prefill_kernel
-    PDL_WAIT). v_pages = (v_cache, kv_indices, page_size, hnd): K is a slot-order staged copy and
-    V is read from the paged cache (prefill_persistent_kernel V_PAGE; a dealt launch of the lean
-    kernel only, which the caller has checked: stage_k_only). dense_tile: a paged launch at the
+    PDL_WAIT). dense_tile: a paged launch at the
     dense kernel's tile (a schedule planned for the in-place pages whose cache the copy engine
     cannot address)."""
     h_qo, d_qk = q.shape[1], q.shape[2]
@@ -157,29 +154,18 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
                 if kw is not None and vw is not None:
                     kd = TensorDescriptor(k, [kw[2], kw[3]], [k_strides[1], 1], [cfg.block_n, d_qk])
                     vd = TensorDescriptor(v, [vw[2], vw[3]], [v_strides[1], 1], [cfg.block_n, d_vo])
-            page_kw, idx_arg, n_pages = {}, None, 0
-            if v_pages is not None:
-                v_cache, v_idx, v_page, hnd = v_pages
-                block = [1, 1, v_page, d_vo] if hnd else [1, v_page, 1, d_vo]
-                vd = TensorDescriptor(v_cache, list(v_cache.shape), list(v_cache.stride()), block)
-                vw = (0, 0)
-                page_kw, idx_arg, n_pages = dict(V_PAGE=v_page, HND=hnd), v_idx, v_cache.shape[0]
-                page_kw["num_stages"] = LEAN_V_PAGE_STAGES
             if kw is not None and vw is not None:
                 lean = repeat_launcher(prefill_persistent_kernel, HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo,
                                        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, WRITE_LSE=bool(write_lse),
                                        **({"PDL_WAIT": True, "launch_pdl": True} if pdl else {}),
-                                       **dict(cfg.launch.options(family), **page_kw))
+                                       **cfg.launch.options(family))
                 lean_args = (q, k, v, out, lse_t)
                 lean_tail = (kd, vd, q.stride(0), q.stride(1), k_strides[1], k_strides[2], v_strides[1],
                              v_strides[2], out.stride(0), out.stride(1), s_ln, s_lh)
                 lean_scal = (h_qo // h_kv, kv_start_mul, mask_mode, float(sm_scale) * LOG2E, float(v_scale),
                              kw[0], kw[1], vw[0], vw[1])
                 return lambda grid, work, n_programs, deal: lean(
-                    grid, *lean_args, work, deal, *lean_tail, n_programs, *lean_scal,
-                    idx_arg if idx_arg is not None else work, n_pages)
-        if v_pages is not None:
-            raise RuntimeError("v_pages: only the lean persistent kernel reads V in place (stage_k_only)")
+                    grid, *lean_args, work, deal, *lean_tail, n_programs, *lean_scal)
         full = repeat_launcher(prefill_kernel, **dict(kwargs, PERSISTENT=True))
         idx = kv_indices
         return lambda grid, work, n_programs, deal: full(grid, *head, work, idx if idx is not None else work, *tail,
@@ -191,8 +177,6 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
             return
         if work is None:
             work = _dummy(dev, torch.int32)
-        if v_pages is not None and deal is None:
-            raise RuntimeError("v_pages: needs plan()'s deal (stage_k_only)")
         if deal is not None and not single and family == "sm90":
             # the persistent form over plan()'s deal (_check_deal: deal_grid programs); the deal
             # is only a schedule, so other families run the same pairs on the 2-D grid (use_deal)
@@ -389,12 +373,11 @@ def batch_prefill_ragged_cuda(out, lse, q, k, v, work, packed_custom_mask, block
 
 
 def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_strides, v_strides, page_size,
-                    pdl=False, k_slots=False):
+                    pdl=False):
     """(ks, vs, copy): the contiguous NHD views of `staging` the dense kernel reads, and a function
     copy(work) that launches stage_paged_kv_kernel over that schedule (later calls reuse the first
     call's compiled kernel, as _prefill_launcher's do). pdl: the copy lets a programmatic dependent
-    launch (the dense kernel) start early (stage_paged_kv_kernel PDL_SIGNAL). k_slots: copy K only,
-    in slot order (stage_paged_kv_kernel K_SLOTS; vs is then not written)."""
+    launch (the dense kernel) start early (stage_paged_kv_kernel PDL_SIGNAL)."""
     h_kv = k_strides[3]
     d_qk, d_vo = k_cache.shape[3], v_cache.shape[3]
     rows = kv_indices.shape[0] * page_size
@@ -412,7 +395,7 @@ def _stage_launcher(k_cache, v_cache, kv_indices, staging, block_m, group, k_str
     tail = (kv_indices, k_strides[0], k_strides[1], k_strides[2], v_strides[0], v_strides[1], v_strides[2],
             page_size, max(page_size, 1).bit_length() - 1, group, block_m)
     kwargs = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
-                  PAGE_POW2=page_pow2(page_size), PDL_SIGNAL=pdl, K_SLOTS=k_slots,
+                  PAGE_POW2=page_pow2(page_size), PDL_SIGNAL=pdl,
                   **STAGE_LAUNCH.options(arch_family(k_cache.device)))
     run = repeat_launcher(stage_paged_kv_kernel, **kwargs)
 
@@ -486,18 +469,12 @@ def batch_prefill_paged_cuda(out, lse, q, k_cache, v_cache, work, kv_indices, pa
             return
         family = arch_family(q.device)
         pdl = groups.shape[0] == 1 and q.device.type == "cuda" and stage_pdl(family)
-        k_only = (deal is not None and groups.shape[0] == 1 and family == "sm90"
-                  and stage_k_only(page_size, prefill_config(family, q.shape[2], out.shape[2]).block_n)
-                  and k_cache.dtype not in FP8_FORMAT
-                  and lean_persistent(family, False, False, _extra(pos_encoding_mode, logits_soft_cap, mask_mode),
-                                      window_left, q.shape[2], out.shape[2]))
         ks, vs, copy = _stage_launcher(k_cache, v_cache, kv_indices, kv_staging, block_m, q.shape[1] // k_strides[3],
-                                       k_strides, v_strides, page_size, pdl=pdl, k_slots=k_only)
+                                       k_strides, v_strides, page_size, pdl=pdl)
         attend = _prefill_launcher(out, lse, q, ks, vs, None, packed_custom_mask, paged=False, single=False, qo_len=0,
                                    kv_len=0, page_size=1, k_strides=_dense_strides(ks, 0),
                                    v_strides=_dense_strides(vs, 0), n_tok=ks.shape[0], kv_start_mul=page_size,
-                                   pdl=pdl, v_pages=(v_cache, kv_indices, page_size, kv_layout == 1) if k_only else None,
-                                   **scal)
+                                   pdl=pdl, **scal)
         # (a deal comes with one group only: check_deal)
         _staged_groups(q.device, [groups[g] for g in range(groups.shape[0])], copy,
                        lambda w, n: attend(w, n, deal))
@@ -691,55 +668,47 @@ def _register_one(q, kv, d_qk, d_vo, paged, extra, pow2, rows=False, tma=False):
 
 def _register_lean(q, d_qk, d_vo):
     """prefill_persistent_kernel's variants (lean_persistent: sm90 only, for the sm90 compile
-    report): V through the staged copy's 2-D view, or read in place page by page (V_PAGE, opt-in
-    stage_k_only: 16 / 32 / 64-token pages, NHD or HND), lse or not."""
+    report), lse or not."""
     cfg = prefill_config("sm90", d_qk, d_vo)
-    for v_page, hnd in ((0, False),) + tuple((p, h) for p in (16, 32, 64) for h in (False, True)):
-        v_block = ([1, 1, v_page, d_vo] if hnd else [1, v_page, 1, d_vo]) if v_page else [cfg.block_n, d_vo]
-        sig = {"q_ptr": f"*{q}", "k_ptr": f"*{q}", "v_ptr": f"*{q}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
-               "work_ptr": "*i32", "deal_ptr": "*i32", "k_desc": f"tensordesc<{q}[{cfg.block_n}, {d_qk}]>",
-               "v_desc": f"tensordesc<{q}{v_block}>"}
-        for n in ("stride_qn", "stride_qh", "stride_kn", "stride_kh", "stride_vn", "stride_vh", "stride_on",
-                  "stride_oh", "stride_ln", "stride_lh", "n_work", "group", "kv_start_mul", "mask_mode"):
-            sig[n] = "i32"
-        sig.update({"qk_scale": "fp32", "v_scale": "fp32", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
-                    "v_rows_per_head": "i32", "v_cols_per_head": "i32", "idx_ptr": "*i32", "n_pages": "i32"})
-        for write_lse in (False, True):
-            ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                      WRITE_LSE=write_lse, PDL_WAIT=False, V_PAGE=v_page, HND=hnd)
-            sig.update({n: "constexpr" for n in ce})
-            register_variant(KernelVariant(
-                kernel="attention.prefill_persistent_kernel",
-                variant=f"{q}_d{d_qk}x{d_vo}{f'_vpage{v_page}' if v_page else ''}{'_hnd' if hnd else ''}"
-                        f"{'_lse' if write_lse else ''}",
-                fn=prefill_persistent_kernel, signature=dict(sig), constexprs=ce,
-                options=(lambda fam, v_page=v_page: dict(cfg.launch.options(fam),
-                                                          **({"num_stages": LEAN_V_PAGE_STAGES} if v_page else {}))),
-                min_occupancy=cfg.min_occupancy, families=("sm90",),
-            ))
+    sig = {"q_ptr": f"*{q}", "k_ptr": f"*{q}", "v_ptr": f"*{q}", "o_ptr": f"*{q}", "lse_ptr": "*fp32",
+           "work_ptr": "*i32", "deal_ptr": "*i32", "k_desc": f"tensordesc<{q}[{cfg.block_n}, {d_qk}]>",
+           "v_desc": f"tensordesc<{q}[{cfg.block_n}, {d_vo}]>"}
+    for n in ("stride_qn", "stride_qh", "stride_kn", "stride_kh", "stride_vn", "stride_vh", "stride_on",
+              "stride_oh", "stride_ln", "stride_lh", "n_work", "group", "kv_start_mul", "mask_mode"):
+        sig[n] = "i32"
+    sig.update({"qk_scale": "fp32", "v_scale": "fp32", "k_rows_per_head": "i32", "k_cols_per_head": "i32",
+                "v_rows_per_head": "i32", "v_cols_per_head": "i32"})
+    for write_lse in (False, True):
+        ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                  WRITE_LSE=write_lse, PDL_WAIT=False)
+        sig.update({n: "constexpr" for n in ce})
+        register_variant(KernelVariant(
+            kernel="attention.prefill_persistent_kernel",
+            variant=f"{q}_d{d_qk}x{d_vo}{'_lse' if write_lse else ''}",
+            fn=prefill_persistent_kernel, signature=dict(sig), constexprs=ce, options=cfg.launch.options,
+            min_occupancy=cfg.min_occupancy, families=("sm90",),
+        ))
 
 
 def _register_stage_variants():
     for dt in ("fp16", "bf16", "u8"):
         for d_qk, d_vo in HEAD_DIMS:
             bdqk, bdvo = padded_dims(d_qk, d_vo)
-            for pow2, k_slots in ((True, False), (False, False), (True, True)):
-                if k_slots and (dt == "u8" or d_qk != d_vo or d_qk not in LEAN_HEAD_DIMS):
-                    continue  # K_SLOTS: for the lean kernel's V_PAGE form only (stage_k_only)
+            for pow2 in (True, False):
                 sig = {"k_ptr": f"*{dt}", "v_ptr": f"*{dt}", "ks_ptr": f"*{dt}", "vs_ptr": f"*{dt}",
                        "work_ptr": "*i32", "idx_ptr": "*i32"}
                 for n in ("stride_kp", "stride_kn", "stride_kh", "stride_vp", "stride_vn", "stride_vh", "page_size",
                           "page_shift", "group", "block_m"):
                     sig[n] = "i32"
-                # PDL_SIGNAL, K_SLOTS: sm90 only (stage_pdl, stage_k_only)
+                # PDL_SIGNAL: sm90 only (stage_pdl)
                 ce = dict(HEAD_DIM_QK=d_qk, HEAD_DIM_VO=d_vo, BLOCK_DQK=bdqk, BLOCK_DVO=bdvo, ROWS=STAGE_ROWS,
-                          PAGE_POW2=pow2, PDL_SIGNAL=False, K_SLOTS=k_slots)
+                          PAGE_POW2=pow2, PDL_SIGNAL=False)
                 sig.update({n: "constexpr" for n in ce})
                 register_variant(KernelVariant(
                     kernel="attention.stage_paged_kv_kernel",
-                    variant=f"{dt}_d{d_qk}x{d_vo}{'_pow2' if pow2 else ''}{'_kslots' if k_slots else ''}",
+                    variant=f"{dt}_d{d_qk}x{d_vo}{'_pow2' if pow2 else ''}",
                     fn=stage_paged_kv_kernel, signature=sig, constexprs=ce, options=STAGE_LAUNCH.options,
-                    min_occupancy=1, families=("sm90",) if k_slots else (),
+                    min_occupancy=1,
                 ))
 
 
