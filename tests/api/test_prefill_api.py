@@ -468,6 +468,19 @@ def test_short_prompts_take_the_dealt_persistent_grid(kind, monkeypatch):
 @pytest.mark.parametrize("layout", ["NHD", "HND"])
 @pytest.mark.parametrize("causal", [True, False])
 def test_paged_prefill_reads_pages_in_place(page, layout, causal, monkeypatch):
+    """The in-place paged kernel against the oracle and the default path (_check_paged_in_place)."""
+    _check_paged_in_place(page, layout, causal, monkeypatch)
+
+
+@pytest.mark.gpu
+def test_paged_prefill_in_place_plan_with_an_unaligned_cache(monkeypatch):
+    """A cache the copy engine cannot address (head stride of 130 elements: 260 bytes) under a plan
+    for the in-place pages: run() falls back to the paged kernel at the plan's tile height, with
+    the same results."""
+    _check_paged_in_place(16, "NHD", True, monkeypatch, pad=2)
+
+
+def _check_paged_in_place(page, layout, causal, monkeypatch, pad=0):
     """sm90 with Gluon, FLASHINFER_PREFILL_INPLACE=1 (opt-in: paged_inplace): plan() picks the
     in-place paged kernel (no staging, a deal) for 16-bit D128 K / V at pages 16 / 32 / 64, and
     run() matches the oracle and the default path (FLASHINFER_PREFILL_INPLACE=0), into
@@ -483,8 +496,9 @@ def test_paged_prefill_reads_pages_in_place(page, layout, causal, monkeypatch):
     monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "1")
     hq, hk, d = 32, 8, 128
     qo, kv = [1, 19, 99, 0, 989, 64, 17], [1, 19, 120, 33, 989, 64, 40]
-    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16,
+    q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d + pad, dtype=torch.bfloat16,
                                                              layout=layout)
+    cache, kc, vc, q = cache[..., :d], kc[..., :d], vc[..., :d], q[..., :d].contiguous()
     for r, n in enumerate(kv):  # NaN past each request's tokens and in the spare pages
         pages = idx[int(kv_ip[r]):int(kv_ip[r + 1])].tolist()
         for j in range(n, len(pages) * page):
