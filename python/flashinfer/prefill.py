@@ -313,7 +313,7 @@ class _PrefillPlanner:
         bm = block_m_for(self.device, head_dim_qk, head_dim_vo, paged=paged_kernel)
         w, cost = build_work(qo, kv_lens, kv_starts, byte_off, group, bm, mask_mode == 1, window_left, with_cost=True)
         total = w.shape[0]
-        if self._paged and not paged_kernel and not self._use_cuda_graph and stage_groups() > 1:
+        if self._paged and not paged_kernel and not deal_always and not self._use_cuda_graph and stage_groups() > 1:
             grouped = group_staged_work(w, cost, stage_groups())
             if grouped.shape[0] > 1:
                 self._persist_groups(grouped)

@@ -13,8 +13,7 @@ from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_varia
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
     HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
-    paged_inplace,
-    page_pow2, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
+    page_pow2, paged_inplace, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import LOG2E, prefill_kernel, prefill_persistent_kernel, stage_paged_kv_kernel
@@ -89,9 +88,8 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
     and later calls reuse the first call's compiled kernel (repeat_launcher), so several slices of
     one schedule launch at a fraction of a launch's host cost. pdl (NVIDIA): launch as a
     programmatic dependent of the kernel launched just before on the stream (prefill_kernel
-    PDL_WAIT). dense_tile: a paged launch at the
-    dense kernel's tile (a schedule planned for the in-place pages whose cache the copy engine
-    cannot address)."""
+    PDL_WAIT). dense_tile: a paged launch at the dense kernel's tile (a schedule planned for the
+    in-place pages, over a cache the copy engine cannot address)."""
     h_qo, d_qk = q.shape[1], q.shape[2]
     d_vo = out.shape[2]
     h_kv = k_strides[3]
