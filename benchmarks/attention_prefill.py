@@ -1,7 +1,8 @@
 """Prefill attention benchmark: causal bf16, 32 query / 8 kv heads, head dim 128.
 
 Ours: the ragged wrapper (and single prefill at batch 1) and the paged wrapper (page 16, 128 MiB
-float workspace, so plan() may stage K / V: row key `staged`), against
+float workspace, so plan() may stage K / V: row key `staged`; or read the pages in place: row key
+`inplace`), against
 torch SDPA with the flash backend and with the cuDNN backend in the same process on the same
 shapes (GQA through enable_gqa=True; if a backend rejects it, K/V are expanded to 32 heads and the
 row says so). TFLOP/s count causal FLOPs halved: 4 * B * H * L^2 * D / 2. Also: plan() host ms for
@@ -137,7 +138,8 @@ def run(quick: bool) -> List[dict]:
             w, fns = make(b, l, sets)
             us = time_device_us(fns, warmup=3, reps=20)
             host = host_us_eager(fns[0], reps=50) if (b, l) == SHAPES[-1] else None
-            extra = {"staged": bool(w._staging_bytes), "workspace_mib": WORKSPACE_MIB} if name == "paged_p16" else {}
+            extra = ({"staged": bool(w._staging_bytes), "inplace": bool(w._inplace), "workspace_mib": WORKSPACE_MIB}
+                     if name == "paged_p16" else {})
             rows.append(_row(f"batch_prefill_{name}", b, l, us, nbytes, flash_us, flash_mode, cudnn_us, cudnn_mode,
                              host, **extra))
         if b == 1:

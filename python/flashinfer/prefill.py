@@ -19,8 +19,8 @@ import torch
 
 import flashinfer_ops  # noqa: F401
 from flashinfer_ops.configs import arch_family, has_tensor_copy_engine, sm_count
-from flashinfer_ops.configs.attention.prefill import (HEAD_DIMS, deal_grid, paged_inplace, prefill_config, stage_enabled,
-                                                      stage_groups, stage_min_reuse, use_deal)
+from flashinfer_ops.configs.attention.prefill import (HEAD_DIMS, deal_grid, inplace_setting, paged_inplace, prefill_config,
+                                                      stage_enabled, stage_groups, stage_min_reuse, use_deal)
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS, staging_bytes
 from flashinfer_ops.launch.attention.prefill import (block_m_for, build_work, deal_pairs, group_staged_work,
@@ -586,8 +586,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         if not (self._use_cuda_graph and self._planned):  # graph mode: the first plan's choice holds
             extra = (pos_encoding_mode != "NONE" or (logits_soft_cap or 0.0) > 0 or custom_mask is not None
                      or packed_custom_mask is not None or self._custom_mask_buf is not None)
-            self._inplace = self._choose_inplace(num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
-                                                 q_data_type, kv_data_type, extra, window_left)
+            self._inplace = self._choose_inplace(qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo,
+                                                 page_size, q_data_type, kv_data_type, extra, window_left, causal)
             self._staging_bytes = 0 if self._inplace else self._choose_staging(
                 qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size, q_data_type,
                 kv_data_type, causal, n_slots, extra, window_left)
@@ -604,16 +604,28 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             self._op_indices = self._persist("_indices", idx_dev, False)[:n_slots]
         self._staging_buf = self._staging_view()
 
-    def _choose_inplace(self, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size, q_data_type,
-                        kv_data_type, extra, window_left) -> bool:
+    def _choose_inplace(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
+                        q_data_type, kv_data_type, extra, window_left, causal) -> bool:
         """run() reads the pages in place (paged_inplace: sm90 Gluon kernel over a deal, no copy of
-        K / V) instead of staging them or running the paged kernel."""
+        K / V) instead of staging them or running the paged kernel: where paged_inplace allows it,
+        if FLASHINFER_PREFILL_INPLACE names a form, else where plan() would deal the dense kernel
+        (use_deal: the (tile, kv head) pairs are short, so the staging copy is a large share)."""
         head_dim_vo = head_dim_qk if head_dim_vo is None else head_dim_vo
         kv_dt = canonicalize_torch_dtype(kv_data_type, canonicalize_torch_dtype(q_data_type))
-        return (self.device.type == "cuda" and num_kv_heads > 0 and num_qo_heads % num_kv_heads == 0
+        if not (self.device.type == "cuda" and num_kv_heads > 0 and num_qo_heads % num_kv_heads == 0
                 and has_tensor_copy_engine(self.device)
                 and paged_inplace(arch_family(self.device), kv_dt in FP8_TYPES, extra, window_left, head_dim_qk,
-                                  head_dim_vo, page_size, self._use_cuda_graph))
+                                  head_dim_vo, page_size, self._use_cuda_graph)):
+            return False
+        if inplace_setting()[1]:
+            return True
+        family = arch_family(self.device)
+        cfg = prefill_config(family, head_dim_qk, head_dim_vo)
+        _, _, reads = tile_kv_reads(np.diff(qo), kv_lens, num_qo_heads // num_kv_heads, cfg.block_m, causal,
+                                    window_left)
+        mean_tiles = float((-(-reads // cfg.block_n)).mean()) if reads.size else 0.0
+        return use_deal(family, deal_grid(sm_count(self.device)), int(reads.size) * num_kv_heads, mean_tiles,
+                        self._use_cuda_graph, True, (head_dim_qk, head_dim_vo))
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
                         q_data_type, kv_data_type, causal, n_slots, extra=False, window_left=-1) -> int:

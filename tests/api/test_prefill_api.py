@@ -467,9 +467,11 @@ def test_short_prompts_take_the_dealt_persistent_grid(kind, monkeypatch):
 @pytest.mark.parametrize("page", [16, 32, 64])
 @pytest.mark.parametrize("layout", ["NHD", "HND"])
 @pytest.mark.parametrize("causal", [True, False])
-def test_paged_prefill_reads_pages_in_place(page, layout, causal, monkeypatch):
-    """The in-place paged kernel against the oracle and the default path (_check_paged_in_place)."""
-    _check_paged_in_place(page, layout, causal, monkeypatch)
+@pytest.mark.parametrize("form", ["1", "ws", "ws_overlap"])
+def test_paged_prefill_reads_pages_in_place(page, layout, causal, form, monkeypatch):
+    """Each in-place paged kernel form against the oracle and the default path
+    (_check_paged_in_place)."""
+    _check_paged_in_place(page, layout, causal, monkeypatch, form=form)
 
 
 @pytest.mark.gpu
@@ -480,8 +482,8 @@ def test_paged_prefill_in_place_plan_with_an_unaligned_cache(monkeypatch):
     _check_paged_in_place(16, "NHD", True, monkeypatch, pad=2)
 
 
-def _check_paged_in_place(page, layout, causal, monkeypatch, pad=0):
-    """sm90 with Gluon, FLASHINFER_PREFILL_INPLACE=1 (opt-in: paged_inplace): plan() picks the
+def _check_paged_in_place(page, layout, causal, monkeypatch, pad=0, form="1"):
+    """sm90 with Gluon, FLASHINFER_PREFILL_INPLACE=form (opt-in: paged_inplace): plan() picks the
     in-place paged kernel (no staging, a deal) for 16-bit D128 K / V at pages 16 / 32 / 64, and
     run() matches the oracle and the default path (FLASHINFER_PREFILL_INPLACE=0), into
     NaN-poisoned out / lse, with NaN in every cache slot no request owns (the partly filled last
@@ -493,7 +495,7 @@ def _check_paged_in_place(page, layout, causal, monkeypatch, pad=0):
         pytest.skip("the in-place paged kernel is sm90 Gluon")
     for var in ("FLASHINFER_PREFILL_STAGE", "FLASHINFER_PREFILL_DEAL"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "1")
+    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", form)
     hq, hk, d = 32, 8, 128
     qo, kv = [1, 19, 99, 0, 989, 64, 17], [1, 19, 120, 33, 989, 64, 40]
     q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d + pad, dtype=torch.bfloat16,
@@ -660,6 +662,25 @@ def test_staging_threshold_counts_reads_to_the_diagonal(monkeypatch):
     assert w._staging_bytes
 
 
+def test_inplace_setting_reads_the_switch(monkeypatch):
+    """FLASHINFER_PREFILL_INPLACE: unset -> the default form, plan() deciding where; 0 -> off; 1 or a
+    form name -> that form forced; anything else a ValueError naming the variable."""
+    from flashinfer_ops.configs.attention.prefill import INPLACE_DEFAULT_FORM, INPLACE_FORMS, inplace_setting
+
+    monkeypatch.delenv("FLASHINFER_PREFILL_INPLACE", raising=False)
+    assert inplace_setting() == (INPLACE_DEFAULT_FORM, False)
+    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "0")
+    assert inplace_setting() == (None, False)
+    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "1")
+    assert inplace_setting() == ("plain", True)
+    for form in INPLACE_FORMS:
+        monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", form)
+        assert inplace_setting() == (form, True)
+    monkeypatch.setenv("FLASHINFER_PREFILL_INPLACE", "fast")
+    with pytest.raises(ValueError, match="FLASHINFER_PREFILL_INPLACE"):
+        inplace_setting()
+
+
 def test_default_switches_per_family(monkeypatch):
     """The sm90 defaults of 2026-12-06 (NOTES.md): staging only where the dense kernel would read
     K / V through descriptors (sm90 with a copy engine, 16-bit K / V, no extras, exact head dims),
@@ -695,28 +716,35 @@ def test_default_switches_per_family(monkeypatch):
 
 @pytest.mark.gpu
 def test_sm90_defaults_choose_staging_and_fused_merge(monkeypatch):
-    """On an sm90 GPU with no switch set, plan() takes the paths the benchmark rows measure:
-    staging for long square prompts (16 x 1024, bf16, D128: 32.5 reads a row), not for fp8 K / V
-    or chunked prefill (64 new queries on 4096 cached tokens), and the in-kernel merge for
-    decode 16 x 4096; every result still matches the oracle (the staged one is checked here)."""
+    """On an sm90 GPU with no switch set, plan() takes the paths the benchmark rows measure: the
+    pages read in place for short causal pairs (16 x 1024, bf16, D128: ~9.5 K / V tiles a pair;
+    with Gluon), staging for long square prompts (4 x 4096: 130 reads a row, ~33 tiles a pair),
+    neither for fp8 K / V or chunked prefill (64 new queries on 4096 cached tokens), and the
+    in-kernel merge for decode 16 x 4096; every result still matches the oracle (the in-place and
+    staged ones are checked here)."""
     from flashinfer_ops.configs import arch_family, has_tensor_copy_engine
+    from flashinfer_ops.configs.attention.prefill import gluon_hopper
 
     dev = torch.device("cuda")
     if arch_family(dev) != "sm90" or not has_tensor_copy_engine(dev):
         pytest.skip("the sm90 defaults apply to Hopper-class NVIDIA GPUs")
-    for name in ("FLASHINFER_PREFILL_STAGE", "FLASHINFER_PREFILL_DIAG_LOOP", "FLASHINFER_DECODE_FUSED_MERGE"):
+    for name in ("FLASHINFER_PREFILL_STAGE", "FLASHINFER_PREFILL_DIAG_LOOP", "FLASHINFER_DECODE_FUSED_MERGE",
+                 "FLASHINFER_PREFILL_INPLACE", "FLASHINFER_PREFILL_DEAL"):
         monkeypatch.delenv(name, raising=False)
     ws = torch.empty(128 << 20, dtype=torch.uint8, device=dev)
     hq, hk, d, page = 32, 8, 128, 16
-    cases = (([1024] * 16, [1024] * 16, torch.bfloat16, True), ([64] * 8, [4096] * 8, torch.bfloat16, False))
-    for qo, kv, kv_dtype, want in cases:
+    short = gluon_hopper()
+    cases = (([1024] * 16, [1024] * 16, torch.bfloat16, (short, not short)),
+             ([4096] * 4, [4096] * 4, torch.bfloat16, (False, True)),
+             ([64] * 8, [4096] * 8, torch.bfloat16, (False, False)))
+    for qo, kv, kv_dtype, (want_inplace, want_staged) in cases:
         q, cache, kc, vc, qo_ip, kv_ip, idx, last = _paged_batch(qo, kv, page, hq, hk, d, dtype=torch.bfloat16,
                                                                  kv_dtype=kv_dtype, device="cuda")
         w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws)
         w.plan(qo_ip, kv_ip, idx, last, hq, hk, d, page, causal=True, q_data_type=torch.bfloat16,
                kv_data_type=kv_dtype)
-        assert bool(w._staging_bytes) == want, (qo[:1], kv[:1])
-        if want:
+        assert (w._inplace, bool(w._staging_bytes)) == (want_inplace, want_staged), (qo[:1], kv[:1])
+        if want_inplace or want_staged:
             out = w.run(q, cache)
             ro, _ = _paged_ref(q.float(), kc.float(), vc.float(), qo_ip, kv_ip, idx, last, "NHD", causal=True)
             _close(out, ro, torch.bfloat16)

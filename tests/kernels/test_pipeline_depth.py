@@ -157,3 +157,50 @@ def test_inplace_paged_prefill_compiles_lean_for_sm90():
         assert r["copies"] == 4 * pieces * 3, r  # prologue (2 stages) + loop (1)
         assert r["stack_local"] == 0 and r["regs"] <= 255, r
         assert 2 * (r["shared"] + 1024) <= 228 * 1024, r
+
+
+_INPLACE_WS = """
+import json, re
+from flashinfer_ops.kernels.attention.prefill_paged_sm90 import compile_for_sm90
+from flashinfer_ops.tools.pipeline_report import _resources
+rows = []
+for form, page, hnd, lse in (("ws", 16, False, True), ("ws_overlap", 16, True, False), ("ws", 64, False, False),
+                             ("ws_overlap", 32, True, True)):
+    c = compile_for_sm90(page, hnd, lse, form=form)
+    ptx = c.asm["ptx"]
+    # the copy partition's loop: from the first copy back to its loop's label, on to the last copy
+    first, last = ptx.index("cp.async.bulk.tensor.4d"), ptx.rindex("cp.async.bulk.tensor.4d")
+    rows.append(dict(form=form, page=page, shared=c.metadata.shared, wgmma=ptx.count("wgmma.mma_async"),
+                     copies=ptx.count("cp.async.bulk.tensor.4d"), bars_between_copies=len(re.findall(
+                         r"bar(rier)?[.]sync", ptx[first:last])),
+                     setmaxnreg=sorted(set(int(n) for n in re.findall(r"setmaxnreg[.][a-z]+[.]sync[.]aligned[.]u32[ \t]+([0-9]+)", ptx))),
+                     **_resources(c.asm["cubin"])))
+print(json.dumps(rows))
+"""
+
+
+def test_inplace_paged_prefill_ws_keeps_two_programs_an_sm():
+    """The warp-specialized in-place forms: a copy warp issues a pair's two Q copies and
+    a tile's 4 copies a page with no barrier between them (the plain form's copies each wait at a
+    CTA-wide bar.sync), the
+    attending warpgroup runs 16 wgmma a tile (32 for ws_overlap: its first tile is peeled), the
+    registers split as COPY_WARP_REGS for the copy warp and the rest for the warpgroup under the
+    launch cap WS_MAXNREG (8 warps x 128: two programs an SM), no spills, and shared memory for
+    two programs an SM."""
+    pytest.importorskip("triton.experimental.gluon.language.nvidia.hopper")
+    from flashinfer_ops.kernels.attention.prefill_paged_sm90 import COPY_WARP_REGS, WS_MAXNREG
+
+    COPY_WARP_REGS = int(COPY_WARP_REGS)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", _INPLACE_WS], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for r in json.loads(out.stdout.strip().splitlines()[-1]):
+        # one tile's copies, in the copy loop only, and Q's two halves
+        assert r["copies"] == 4 * 64 // r["page"] + 2, r
+        assert r["bars_between_copies"] == 0, r
+        assert r["wgmma"] == (32 if r["form"] == "ws_overlap" else 16), r
+        assert {COPY_WARP_REGS, (8 * WS_MAXNREG - 4 * COPY_WARP_REGS) // 4} <= set(r["setmaxnreg"]), r
+        assert r["stack_local"] == 0 and r["regs"] <= WS_MAXNREG, r
+        assert 2 * (r["shared"] + 1024) <= 228 * 1024, r

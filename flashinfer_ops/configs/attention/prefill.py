@@ -10,7 +10,7 @@ occupancy 1 (waves_per_eu=1 lets them use AGPRs instead of scratch). sm90 (H100)
 import dataclasses
 import functools
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 
 from .. import LaunchConfig, interpreting
@@ -243,25 +243,47 @@ def gluon_hopper() -> bool:
     return HAVE_GLUON
 
 
+# the in-place kernel's forms (kernels/attention/prefill_paged_sm90.py paged_inplace_kernel), and
+# the one plan() takes by default where pairs are short (paged_inplace)
+INPLACE_FORMS = ("plain", "ws", "ws_overlap")
+INPLACE_DEFAULT_FORM = "ws"
+
+
+def inplace_setting() -> Tuple[Optional[str], bool]:
+    """(form, forced) from FLASHINFER_PREFILL_INPLACE: unset -> (INPLACE_DEFAULT_FORM, False),
+    plan() deciding where; "0" -> (None, False), the staged copy / paged kernel only; "1" or a
+    form of INPLACE_FORMS ("1" = "plain") -> (form, True), wherever paged_inplace allows it."""
+    val = os.environ.get("FLASHINFER_PREFILL_INPLACE", "")
+    if val == "":
+        return INPLACE_DEFAULT_FORM, False
+    if val == "0":
+        return None, False
+    form = "plain" if val == "1" else val
+    if form not in INPLACE_FORMS:
+        raise ValueError(f"FLASHINFER_PREFILL_INPLACE: expected 0, 1 or one of {INPLACE_FORMS}, got {val!r}")
+    return form, True
+
+
 def paged_inplace(family: str, fp8: bool, extra: bool, window_left: int, head_dim_qk: int, head_dim_vo: int,
                   page_size: int, graph: bool = False) -> bool:
-    """Paged prefill reads K / V pages in place (kernels/attention/prefill_paged_sm90.py, Gluon) over
-    plan()'s deal instead of staging a copy: opt-in (FLASHINFER_PREFILL_INPLACE=1) on sm90 with
-    Gluon, 16-bit K / V, mask none / causal, no window, RoPE, ALiBi or soft cap, D128 for both,
-    pages of 16 / 32 / 64 tokens, outside CUDA-graph mode (the kernel needs a deal, which graph
-    mode does not plan). Staging forced on (FLASHINFER_PREFILL_STAGE=1 / always) or the deal
-    forced off (FLASHINFER_PREFILL_DEAL=0) keeps it off.
+    """Paged prefill may read K / V pages in place (kernels/attention/prefill_paged_sm90.py, Gluon)
+    over plan()'s deal instead of staging a copy: on sm90 with Gluon, 16-bit K / V, mask none /
+    causal, no window, RoPE, ALiBi or soft cap, D128 for both, pages of 16 / 32 / 64 tokens,
+    outside CUDA-graph mode (the kernel needs a deal, which graph mode does not plan), unless
+    FLASHINFER_PREFILL_INPLACE=0, staging is forced (FLASHINFER_PREFILL_STAGE=1 / always) or the
+    deal is forced off (FLASHINFER_PREFILL_DEAL=0). Where this holds, plan() takes it by default
+    only where it would deal the dense kernel (use_deal: short pairs), or everywhere when
+    FLASHINFER_PREFILL_INPLACE names a form (inplace_setting).
 
-    INPLACE_NOTE, H100 2026-12-07 session 16: correct (every check of `python
-    scripts/gluon_paged_ab.py` and `test_paged_prefill_reads_pages_in_place` passed: pages 16 / 32
-    / 64, NHD / HND, causal / none, NaN in the slots no request owns) but slow: the benchmark's
-    paged causal rows with it on ran 1674 / 1787 / 610 us at (1, 8192) / (4, 4096) / (16, 1024),
-    against 1075 / 1167 / 437 us for the staged copy + dense kernel. Triton's shared-memory barrier
-    pass puts a CTA-wide bar.sync before each of a tile's 16 page copies (4 pages x K / V x two D
-    halves; the dense tile has 2), and Triton's own in-place form (branch s15-inplace, 8 copies a
-    tile) ran 608-630 us too; a copy warp of its own (Gluon warp_specialize) is the next thing to
-    try (NOTES.md, Missing / next)."""
-    if os.environ.get("FLASHINFER_PREFILL_INPLACE", "0") != "1":
+    INPLACE_NOTE (H100, NOTES.md sessions 16-17, bf16 causal 32/8 heads D128 page 16): the plain
+    form (one warpgroup issuing copies and MMAs) is correct but slow (584-610 against ~430 us
+    staged at (16, 1024)): Triton's shared-memory barrier pass puts a CTA-wide bar.sync before each
+    of a tile's 16 page copies. A copy warp of its own (ws) ran 423-427 us there with Q loaded by
+    the warpgroup, 399-400 with Q copied by the copy warp too, 388-391 with FA3's order
+    (ws_overlap); the benchmark row with ws as the default: 404.8 us = 0.732x cuDNN (staged:
+    437.3 = 0.684x, session 16). Forced at (4, 4096) it was 2-3% slower than staged (call 1, Q
+    loaded by the warpgroup), where the copy is a smaller share: hence short pairs only."""
+    if inplace_setting()[0] is None:
         return False
     if os.environ.get("FLASHINFER_PREFILL_STAGE") in ("1", "always") or os.environ.get("FLASHINFER_PREFILL_DEAL") == "0":
         return False

@@ -1,6 +1,7 @@
 """CUDA-key (Triton) and CPU-key (reference) implementations of the prefill ops, and the shipped
 kernel variants."""
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -12,8 +13,8 @@ from ..._launch import launch, repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
-    HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, lean_persistent, padded_dims,
-    page_pow2, paged_inplace, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
+    HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, inplace_setting, lean_persistent,
+    padded_dims, page_pow2, paged_inplace, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import LOG2E, prefill_kernel, prefill_persistent_kernel, stage_paged_kv_kernel
@@ -188,14 +189,18 @@ def _prefill_launcher(out, lse, q, k, v, kv_indices, mask, *, paged, single, qo_
 
 
 def paged_inplace_launch(out, lse, q, k_cache, v_cache, kv_indices, work, deal, *, page_size: int, hnd: bool,
-                         mask_mode: int, sm_scale: float, v_scale: float = 1.0) -> None:
-    """paged_prefill_sm90_kernel over plan()'s deal: K / V pages read in place, no staging copy.
+                         mask_mode: int, sm_scale: float, v_scale: float = 1.0, form: Optional[str] = None) -> None:
+    """The in-place paged prefill kernel of `form` (INPLACE_FORMS; default inplace_setting()'s)
+    over plan()'s deal: K / V pages read in place, no staging copy.
     k_cache / v_cache: [pages, page_size, H_kv, 128] (NHD) or [pages, H_kv, page_size, 128] (HND),
     16-bit, last dim contiguous, 16-byte-aligned base and strides; q / out [nnz, H_qo, 128]; lse
     [nnz, H_qo] fp32 or None; work / deal as prefill_persistent_kernel takes them (work rows'
     kv_start: the request's first entry in kv_indices). The caller has checked paged_inplace()."""
-    from ...kernels.attention.prefill_paged_sm90 import GluonTensorDescriptor, gl, paged_prefill_sm90_kernel
+    from ...kernels.attention.prefill_paged_sm90 import (
+        GluonTensorDescriptor, gl, paged_inplace_kernel, paged_prefill_sm90_ws_kernel, q_box,
+    )
 
+    kernel, consts, opts = paged_inplace_kernel(form or inplace_setting()[0] or "ws")
     layout = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4)
     block = [1, 1, page_size, 64] if hnd else [1, page_size, 1, 64]
     kd = GluonTensorDescriptor(k_cache, list(k_cache.shape), list(k_cache.stride()), block, layout)
@@ -205,10 +210,21 @@ def paged_inplace_launch(out, lse, q, k_cache, v_cache, kv_indices, work, deal, 
     else:
         lse_t, s_ln, s_lh, write_lse = lse, lse.stride(0), lse.stride(1), True
     h_kv = k_cache.shape[1] if hnd else k_cache.shape[2]
-    paged_prefill_sm90_kernel[(deal_grid(sm_count(q.device)),)](
-        q, out, lse_t, work, deal, kv_indices, kd, vd, q.stride(0), q.stride(1), out.stride(0), out.stride(1),
-        s_ln, s_lh, work.shape[0], k_cache.shape[0], q.shape[1] // h_kv, mask_mode, float(sm_scale) * LOG2E,
-        float(v_scale), PAGE=page_size, HND=bool(hnd), WRITE_LSE=write_lse, num_warps=4)
+    group = q.shape[1] // h_kv
+    descs = [kd, vd]
+    if kernel is paged_prefill_sm90_ws_kernel:
+        # Q by the copy warp where q can be described: [nnz, H_kv, group, 128] over q's strides
+        box = q_box(group) if consts["Q_TMA"] else None
+        if box is not None and _descriptor_ready(q):
+            descs.append(GluonTensorDescriptor(q, [q.shape[0], h_kv, group, q.shape[2]],
+                                               [q.stride(0), group * q.stride(1), q.stride(1), 1], box, layout))
+        else:
+            consts = dict(consts, Q_TMA=False)
+            descs.append(None)
+    kernel[(deal_grid(sm_count(q.device)),)](
+        q, out, lse_t, work, deal, kv_indices, *descs, q.stride(0), q.stride(1), out.stride(0), out.stride(1),
+        s_ln, s_lh, work.shape[0], k_cache.shape[0], group, mask_mode, float(sm_scale) * LOG2E,
+        float(v_scale), PAGE=page_size, HND=bool(hnd), WRITE_LSE=write_lse, num_warps=4, **consts, **opts)
 
 
 def _check_deal(deal, device) -> None:
