@@ -17,7 +17,9 @@ shuffled.
 H100, 2026-12-07 session 16 (part 1 of an earlier form of this script, then `python -m
 benchmarks --ops attention_prefill` with the in-place path on): every check passed (max error
 0.0086 against float32, lse 2e-6, no NaN); the benchmark's paged rows ran 1674 / 1787 / 610 us at
-(1, 8192) / (4, 4096) / (16, 1024) against 1075 / 1167 / 437 staged. Part 2 has not run yet.
+(1, 8192) / (4, 4096) / (16, 1024) against 1075 / 1167 / 437 staged. Session 17 (NOTES.md): every
+check of every form passed; at (16, 1024), page 16: plain 584-588 us, ws 399-400 (423-427 with Q
+loaded by the warpgroup), ws_overlap 388-391, staged 429-432 (call 1).
 """
 import json
 import os

@@ -6,11 +6,14 @@ P.V pieces waited on each other and the paged (16, 1024) prefill ran 537-549 us 
 with the copy). Gluon lets every page's copy land in its rows of one shared-memory tile, so each
 tile is one Q.K^T and one P.V, as on dense K / V.
 
-Status (H100, 2026-12-07 session 16): correct, but slower than the staged copy (610 against 437
-us at (16, 1024); INPLACE_NOTE in configs/attention/prefill.py), so opt-in
-(FLASHINFER_PREFILL_INPLACE=1). The compiled loop has a CTA-wide bar.sync before each of a
-tile's 16 copies (Triton's shared-memory barrier pass, conservative about copies into one
-buffer); a copy warp of its own is the next step.
+Two kernels (INPLACE_NOTE in configs/attention/prefill.py has the H100 figures):
+- paged_prefill_sm90_kernel ("plain"): one warpgroup issues the copies, loads Q and runs the MMAs.
+  Correct but slow (584-610 us against ~430 staged at (16, 1024)): Triton's shared-memory barrier
+  pass puts a CTA-wide bar.sync before each of a tile's 16 copies (conservative about copies into
+  one buffer). Kept as a forced form only (FLASHINFER_PREFILL_INPLACE=1).
+- paged_prefill_sm90_ws_kernel ("ws", "ws_overlap"): a copy warp of its own (warp specialization)
+  issues each pair's Q copy and every tile's page copies; the warpgroup only waits, multiplies
+  and runs the softmax. 399-404 us at (16, 1024), the default where pairs are short.
 
 The kernel runs plan()'s deal (prefill_persistent_kernel's layout: deal_pairs, work rows of
 build_work) over a paged cache, one (item, kv head) pair at a time:
@@ -28,10 +31,14 @@ A request's partly filled last page (d empty slots) is read with its slot coordi
 the last page, token c - d inside it). A page past the request is read as page `n_pages`: out of
 bounds, all zeros.
 
-Pipeline (one warpgroup, two programs an SM): STAGES K / V tiles in flight on mbarriers; each
-tile's Q.K^T is issued, waited (which also retires the previous P.V), the tile STAGES - 1 ahead is
-issued into the freed slot, then the softmax runs and P.V is issued without a wait. Page ids for a
-tile are loaded one iteration before its copies are issued, so their latency is off the copy path.
+Pipelines (two programs an SM): STAGES K / V tiles in flight. Plain: each tile's Q.K^T is
+issued, waited (which also retires the previous P.V), the tile STAGES - 1 ahead is issued into the
+freed slot, then the softmax runs and P.V is issued without a wait; page ids for a tile are loaded
+one iteration before its copies. Warp-specialized: the copy warp waits for a stage's `empty`
+barrier, issues the tile's copies on its `full` barrier, and runs ahead across pairs; the
+warpgroup waits `full`, and arrives on `empty` once the MMAs reading the stage are waited. Q has
+its own pair (q_full / q_empty): the next pair's Q is copied as soon as this pair's last Q.K^T is
+done.
 """
 import inspect
 
