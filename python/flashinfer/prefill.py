@@ -24,7 +24,7 @@ from flashinfer_ops.configs.attention.prefill import (HEAD_DIMS, deal_grid, inpl
 from flashinfer_ops._checks import FP8_TYPES
 from flashinfer_ops.fake.attention.prefill import WORK_WORDS, staging_bytes
 from flashinfer_ops.launch.attention.prefill import (block_m_for, build_work, deal_pairs, group_staged_work,
-                                                      tile_kv_reads)
+                                                      short_pairs, tile_kv_reads)
 
 from .quantization import packbits, segment_packbits
 from .utils import (
@@ -619,13 +619,9 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             return False
         if inplace_setting()[1]:
             return True
-        family = arch_family(self.device)
-        cfg = prefill_config(family, head_dim_qk, head_dim_vo)
-        _, _, reads = tile_kv_reads(np.diff(qo), kv_lens, num_qo_heads // num_kv_heads, cfg.block_m, causal,
-                                    window_left)
-        mean_tiles = float((-(-reads // cfg.block_n)).mean()) if reads.size else 0.0
-        return use_deal(family, deal_grid(sm_count(self.device)), int(reads.size) * num_kv_heads, mean_tiles,
-                        self._use_cuda_graph, True, (head_dim_qk, head_dim_vo))
+        return short_pairs(arch_family(self.device), deal_grid(sm_count(self.device)), np.diff(qo), kv_lens,
+                           num_qo_heads // num_kv_heads, num_kv_heads, (head_dim_qk, head_dim_vo), causal, window_left,
+                           self._use_cuda_graph)
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
                         q_data_type, kv_data_type, causal, n_slots, extra=False, window_left=-1) -> int:

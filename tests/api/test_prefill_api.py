@@ -681,6 +681,32 @@ def test_inplace_setting_reads_the_switch(monkeypatch):
         inplace_setting()
 
 
+def test_short_pairs_pick_the_in_place_pages(monkeypatch):
+    """The paged wrapper's default rule on sm90 (short_pairs, as plan() computes it for 132 SMs x 2
+    programs), bf16 32/8 heads D128 causal: 16 prompts of 1024 tokens have short pairs (in place);
+    4 of 4096, one of 8192 and chunked prefill (64 new queries on 4096 cached) do not (staged or
+    the paged kernel); graph mode never; FLASHINFER_PREFILL_DEAL=0 / 1 switch the rule off / on."""
+    from flashinfer_ops.launch.attention.prefill import short_pairs
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # the sm90 table, as on a GPU
+    monkeypatch.delenv("FLASHINFER_PREFILL_DEAL", raising=False)
+    n_prog = 2 * 132
+
+    def short(qo, kv, graph=False):
+        return short_pairs("sm90", n_prog, np.array(qo), np.array(kv), 4, 8, (128, 128), True, -1, graph)
+
+    assert short([1024] * 16, [1024] * 16)
+    assert not short([4096] * 4, [4096] * 4)
+    assert not short([8192], [8192])
+    assert not short([64] * 8, [4096] * 8)
+    assert not short([1024] * 16, [1024] * 16, graph=True)
+    assert not short([1] * 4, [1] * 4)  # too few pairs to fill the grid twice
+    monkeypatch.setenv("FLASHINFER_PREFILL_DEAL", "0")
+    assert not short([1024] * 16, [1024] * 16)
+    monkeypatch.setenv("FLASHINFER_PREFILL_DEAL", "1")
+    assert short([4096] * 4, [4096] * 4)
+
+
 def test_default_switches_per_family(monkeypatch):
     """The sm90 defaults of 2026-12-06 (NOTES.md): staging only where the dense kernel would read
     K / V through descriptors (sm90 with a copy engine, 16-bit K / V, no extras, exact head dims),

@@ -1,7 +1,7 @@
 """CUDA-key (Triton) and CPU-key (reference) implementations of the prefill ops, and the shipped
 kernel variants."""
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -9,12 +9,13 @@ import torch
 import triton
 
 from ... import _C
-from ..._launch import launch, repeat_launcher
+from ..._launch import repeat_launcher
 from ..._library import TRITON_DTYPE, KernelVariant, register_op, register_variant
 from ...configs import FAMILIES, arch_family, has_tensor_copy_engine, sm_count
 from ...configs.attention.prefill import (
     HEAD_DIMS, LEAN_HEAD_DIMS, STAGE_LAUNCH, STAGE_ROWS, deal_grid, diag_in_loop, inplace_setting, lean_persistent,
     padded_dims, page_pow2, paged_inplace, prefetch_pages, prefill_config, shared_rows, stage_pdl, tma_enabled,
+    use_deal,
 )
 from ...fake.attention import prefill as contract
 from ...kernels.attention.prefill import LOG2E, prefill_kernel, prefill_persistent_kernel, stage_paged_kv_kernel
@@ -323,6 +324,18 @@ def group_staged_work(work: np.ndarray, cost: np.ndarray, n_groups: int) -> np.n
     for j, p in enumerate(parts):
         out[j, :p.shape[0]] = p
     return out
+
+
+def short_pairs(family: str, n_prog: int, qo_lens, kv_lens, group: int, h_kv: int, head_dims: Tuple[int, int],
+                causal: bool, window_left: int = -1, graph: bool = False) -> bool:
+    """plan() would deal this batch's (tile, kv head) pairs of the dense kernel to the persistent
+    grid of n_prog programs (use_deal on tile_kv_reads' costs in the sm90 table's tiles): the
+    pairs are short, so a staging copy of K / V would be a large share of the work. The paged
+    wrapper reads the pages in place by default exactly there."""
+    cfg = prefill_config(family, *head_dims)
+    _, _, reads = tile_kv_reads(qo_lens, kv_lens, group, cfg.block_m, causal, window_left)
+    mean_tiles = float((-(-reads // cfg.block_n)).mean()) if reads.size else 0.0
+    return use_deal(family, n_prog, int(reads.size) * h_kv, mean_tiles, graph, True, head_dims)
 
 
 def tile_kv_reads(qo_lens, kv_lens, group: int, block_m: int, causal: bool, window_left: int = -1):
