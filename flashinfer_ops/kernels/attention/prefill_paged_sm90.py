@@ -225,6 +225,20 @@ if HAVE_GLUON:
         return warpgroup_mma(q_hi, k_hi.index(slot).permute((1, 0)), s_acc, is_async=True)
 
     @gluon.jit
+    def _rescale_pack(acc_lo, acc_hi, alpha, p, dt: gl.constexpr, p_op: gl.constexpr):
+        """O *= alpha rowwise (both D halves of the running output), and P as P.V's 16-bit A operand."""
+        acc_lo = acc_lo * gl.expand_dims(alpha, 1)
+        acc_hi = acc_hi * gl.expand_dims(alpha, 1)
+        return acc_lo, acc_hi, gl.convert_layout(p.to(dt), p_op)
+
+    @gluon.jit
+    def _pv_issue(p16, v_lo, v_hi, slot, acc_lo, acc_hi):
+        """O += P V of the tile in stage `slot`, issued (not waited) as two 64-column halves."""
+        acc_lo = warpgroup_mma(p16, v_lo.index(slot), acc_lo, is_async=True)
+        acc_hi = warpgroup_mma(p16, v_hi.index(slot), acc_hi, is_async=True)
+        return acc_lo, acc_hi
+
+    @gluon.jit
     def _alloc_tiles(dt: gl.constexpr):
         """Q halves and the [STAGES, BLOCK_N, 64] K / V halves: a stage's .index() is the tile the
         MMAs read, and a page's copy lands in its PAGE rows of it (_piece)."""
@@ -303,11 +317,8 @@ if HAVE_GLUON:
                                                PIECES)
                 p, m_i, l_i, alpha = _softmax_tile(s_acc, t, m_i, l_i, row_pos, kv_len, d, last0, mask_from,
                                                    mask_mode, qk_scale, cols_l)
-                acc_lo = acc_lo * gl.expand_dims(alpha, 1)
-                acc_hi = acc_hi * gl.expand_dims(alpha, 1)
-                p16 = gl.convert_layout(p.to(dt), p_op)
-                acc_lo = warpgroup_mma(p16, v_lo.index(slot), acc_lo, is_async=True)
-                acc_hi = warpgroup_mma(p16, v_hi.index(slot), acc_hi, is_async=True)
+                acc_lo, acc_hi, p16 = _rescale_pack(acc_lo, acc_hi, alpha, p, dt, p_op)
+                acc_lo, acc_hi = _pv_issue(p16, v_lo, v_hi, slot, acc_lo, acc_hi)
             acc_lo, acc_hi = warpgroup_mma_wait(0, deps=(acc_lo, acc_hi))
             done += n_t
             _store_out(o_ptr, lse_ptr, acc_lo, acc_hi, m_i, l_i, qi, row0, qo_start, qo_len, kvh, group,
@@ -403,8 +414,7 @@ if HAVE_GLUON:
                         slot = (cnt + t) % STAGES
                         mbarrier.wait(full.index(slot), ((cnt + t) // STAGES) & 1)
                         s_acc = _qk_issue(q_lo, q_hi, k_lo, k_hi, slot, mma)
-                        acc_lo = warpgroup_mma(p16, v_lo.index(prev), acc_lo, is_async=True)
-                        acc_hi = warpgroup_mma(p16, v_hi.index(prev), acc_hi, is_async=True)
+                        acc_lo, acc_hi = _pv_issue(p16, v_lo, v_hi, prev, acc_lo, acc_hi)
                         # groups retire in issue order: this leaves only tile t-1's P.V in flight
                         s_acc = warpgroup_mma_wait(2, deps=(s_acc,))
                         if Q_TMA:
@@ -413,12 +423,9 @@ if HAVE_GLUON:
                                                            mask_from, mask_mode, qk_scale, cols_l)
                         acc_lo, acc_hi = warpgroup_mma_wait(0, deps=(acc_lo, acc_hi))
                         mbarrier.arrive(empty.index(prev), count=1)
-                        acc_lo = acc_lo * gl.expand_dims(alpha, 1)
-                        acc_hi = acc_hi * gl.expand_dims(alpha, 1)
-                        p16 = gl.convert_layout(p.to(dt), p_op)
+                        acc_lo, acc_hi, p16 = _rescale_pack(acc_lo, acc_hi, alpha, p, dt, p_op)
                     last = (cnt + n_t - 1) % STAGES
-                    acc_lo = warpgroup_mma(p16, v_lo.index(last), acc_lo, is_async=True)
-                    acc_hi = warpgroup_mma(p16, v_hi.index(last), acc_hi, is_async=True)
+                    acc_lo, acc_hi = _pv_issue(p16, v_lo, v_hi, last, acc_lo, acc_hi)
                     acc_lo, acc_hi = warpgroup_mma_wait(0, deps=(acc_lo, acc_hi))
                     mbarrier.arrive(empty.index(last), count=1)
             else:
@@ -435,11 +442,8 @@ if HAVE_GLUON:
                         mbarrier.arrive(q_empty, count=1, pred=t == n_t - 1)
                     p, m_i, l_i, alpha = _softmax_tile(s_acc, t, m_i, l_i, row_pos, kv_len, d, last0, mask_from,
                                                        mask_mode, qk_scale, cols_l)
-                    acc_lo = acc_lo * gl.expand_dims(alpha, 1)
-                    acc_hi = acc_hi * gl.expand_dims(alpha, 1)
-                    p16 = gl.convert_layout(p.to(dt), p_op)
-                    acc_lo = warpgroup_mma(p16, v_lo.index(slot), acc_lo, is_async=True)
-                    acc_hi = warpgroup_mma(p16, v_hi.index(slot), acc_hi, is_async=True)
+                    acc_lo, acc_hi, p16 = _rescale_pack(acc_lo, acc_hi, alpha, p, dt, p_op)
+                    acc_lo, acc_hi = _pv_issue(p16, v_lo, v_hi, slot, acc_lo, acc_hi)
                 acc_lo, acc_hi = warpgroup_mma_wait(0, deps=(acc_lo, acc_hi))
                 mbarrier.arrive(empty.index((cnt + n_t + STAGES - 1) % STAGES), count=1, pred=n_t > 0)
             if Q_TMA:  # a pair without K / V tiles releases its Q at once
