@@ -25,14 +25,19 @@ from flashinfer_ops.configs.attention import prefill as pcfg  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def report(kernel, variant, overrides):
-    """The tool in a fresh process without TRITON_INTERPRET (the test session may interpret)."""
+def _fresh_process_json(args):
+    """Run python `args` in a fresh process without TRITON_INTERPRET (the test session may
+    interpret) and return the JSON of its last output line."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "python"), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-m", "flashinfer_ops.tools.pipeline_report", kernel, variant, *overrides,
-                          "--json"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(kernel, variant, overrides):
+    """The pipeline report tool's JSON for one kernel variant (_fresh_process_json)."""
+    return _fresh_process_json(["-m", "flashinfer_ops.tools.pipeline_report", kernel, variant, *overrides, "--json"])
 
 
 def _decode_overrides():
@@ -146,12 +151,7 @@ def test_inplace_paged_prefill_compiles_lean_for_sm90():
     halves, not one a page), four 4-D descriptor copies a page (K / V x D halves), no spills, and
     shared memory for two programs an SM (deal_grid's DEAL_PER_SM)."""
     pytest.importorskip("triton.experimental.gluon.language.nvidia.hopper")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", _INPLACE], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    for r in json.loads(out.stdout.strip().splitlines()[-1]):
+    for r in _fresh_process_json(["-c", _INPLACE]):
         pieces = 64 // r["page"]
         assert r["wgmma"] == 16, r
         assert r["copies"] == 4 * pieces * 3, r  # prologue (2 stages) + loop (1)
@@ -191,12 +191,7 @@ def test_inplace_paged_prefill_ws_keeps_two_programs_an_sm():
     from flashinfer_ops.kernels.attention.prefill_paged_sm90 import COPY_WARP_REGS, WS_MAXNREG
 
     COPY_WARP_REGS = int(COPY_WARP_REGS)
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", _INPLACE_WS], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    for r in json.loads(out.stdout.strip().splitlines()[-1]):
+    for r in _fresh_process_json(["-c", _INPLACE_WS]):
         # one tile's copies, in the copy loop only, and Q's two halves
         assert r["copies"] == 4 * 64 // r["page"] + 2, r
         assert r["bars_between_copies"] == 0, r
