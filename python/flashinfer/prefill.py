@@ -586,11 +586,19 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         if not (self._use_cuda_graph and self._planned):  # graph mode: the first plan's choice holds
             extra = (pos_encoding_mode != "NONE" or (logits_soft_cap or 0.0) > 0 or custom_mask is not None
                      or packed_custom_mask is not None or self._custom_mask_buf is not None)
-            self._inplace = self._choose_inplace(qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo,
-                                                 page_size, q_data_type, kv_data_type, extra, window_left, causal)
+
+            @functools.lru_cache(maxsize=None)
+            def dense_reads():
+                """K / V rows each tile of the dense kernel's height reads (both choices below
+                weigh them; computed at most once)."""
+                bm = block_m_for(self.device, head_dim_qk, head_dim_vo or head_dim_qk)
+                return tile_kv_reads(np.diff(qo), kv_lens, num_qo_heads // num_kv_heads, bm, causal, window_left)[2]
+
+            self._inplace = self._choose_inplace(num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
+                                                 q_data_type, kv_data_type, extra, window_left, dense_reads)
             self._staging_bytes = 0 if self._inplace else self._choose_staging(
                 qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size, q_data_type,
-                kv_data_type, causal, n_slots, extra, window_left)
+                kv_data_type, n_slots, dense_reads, extra)
         self._plan_common(qo, kv_lens, kv_ip[:-1], num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, custom_mask,
                           packed_custom_mask, causal, pos_encoding_mode, sm_scale, window_left, logits_soft_cap,
                           rope_scale, rope_theta, q_data_type, kv_data_type, prefix_len_ptr, token_pos_in_items_ptr,
@@ -604,8 +612,8 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             self._op_indices = self._persist("_indices", idx_dev, False)[:n_slots]
         self._staging_buf = self._staging_view()
 
-    def _choose_inplace(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
-                        q_data_type, kv_data_type, extra, window_left, causal) -> bool:
+    def _choose_inplace(self, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size, q_data_type,
+                        kv_data_type, extra, window_left, dense_reads) -> bool:
         """run() reads the pages in place (paged_inplace: sm90 Gluon kernel over a deal, no copy of
         K / V) instead of staging them or running the paged kernel: where paged_inplace allows it,
         if FLASHINFER_PREFILL_INPLACE names a form, else where plan() would deal the dense kernel
@@ -619,12 +627,11 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
             return False
         if inplace_setting()[1]:
             return True
-        return short_pairs(arch_family(self.device), deal_grid(sm_count(self.device)), np.diff(qo), kv_lens,
-                           num_qo_heads // num_kv_heads, num_kv_heads, (head_dim_qk, head_dim_vo), causal, window_left,
-                           self._use_cuda_graph)
+        return short_pairs(arch_family(self.device), deal_grid(sm_count(self.device)), dense_reads(), num_kv_heads,
+                           (head_dim_qk, head_dim_vo), self._use_cuda_graph)
 
     def _choose_staging(self, qo, kv_lens, num_qo_heads, num_kv_heads, head_dim_qk, head_dim_vo, page_size,
-                        q_data_type, kv_data_type, causal, n_slots, extra=False, window_left=-1) -> int:
+                        q_data_type, kv_data_type, n_slots, dense_reads, extra=False) -> int:
         """Bytes of the float workspace run() lends the op as K / V staging, or 0 for the paged
         kernel. Staging copies every K / V row of the batch once (into the workspace, as
         contiguous rows) and lets the dense kernel read them (whole-tile descriptor copies on sm90,
@@ -648,9 +655,7 @@ class BatchPrefillWithPagedKVCacheWrapper(_PrefillPlanner):
         staged_rows = int(kv_lens[live].sum())
         if num_kv_heads <= 0 or num_qo_heads % num_kv_heads or staged_rows == 0:
             return 0
-        bm = block_m_for(self.device, head_dim_qk, head_dim_vo)
-        _, _, reads = tile_kv_reads(qo_lens, kv_lens, num_qo_heads // num_kv_heads, bm, causal, window_left)
-        return need if int(reads.sum()) >= stage_min_reuse() * staged_rows else 0
+        return need if int(dense_reads().sum()) >= stage_min_reuse() * staged_rows else 0
 
     def _staging_view(self) -> Optional[torch.Tensor]:
         """The planned staging bytes of the workspace (built at plan(), not per run()); a workspace

@@ -686,14 +686,17 @@ def test_short_pairs_pick_the_in_place_pages(monkeypatch):
     programs), bf16 32/8 heads D128 causal: 16 prompts of 1024 tokens have short pairs (in place);
     4 of 4096, one of 8192 and chunked prefill (64 new queries on 4096 cached) do not (staged or
     the paged kernel); graph mode never; FLASHINFER_PREFILL_DEAL=0 / 1 switch the rule off / on."""
-    from flashinfer_ops.launch.attention.prefill import short_pairs
+    from flashinfer_ops.configs.attention.prefill import prefill_config
+    from flashinfer_ops.launch.attention.prefill import short_pairs, tile_kv_reads
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")  # the sm90 table, as on a GPU
     monkeypatch.delenv("FLASHINFER_PREFILL_DEAL", raising=False)
     n_prog = 2 * 132
 
     def short(qo, kv, graph=False):
-        return short_pairs("sm90", n_prog, np.array(qo), np.array(kv), 4, 8, (128, 128), True, -1, graph)
+        bm = prefill_config("sm90", 128, 128).block_m
+        _, _, reads = tile_kv_reads(np.array(qo), np.array(kv), 4, bm, True)
+        return short_pairs("sm90", n_prog, reads, 8, (128, 128), graph)
 
     assert short([1024] * 16, [1024] * 16)
     assert not short([4096] * 4, [4096] * 4)

@@ -326,15 +326,14 @@ def group_staged_work(work: np.ndarray, cost: np.ndarray, n_groups: int) -> np.n
     return out
 
 
-def short_pairs(family: str, n_prog: int, qo_lens, kv_lens, group: int, h_kv: int, head_dims: Tuple[int, int],
-                causal: bool, window_left: int = -1, graph: bool = False) -> bool:
+def short_pairs(family: str, n_prog: int, reads: np.ndarray, h_kv: int, head_dims: Tuple[int, int],
+                graph: bool = False) -> bool:
     """plan() would deal this batch's (tile, kv head) pairs of the dense kernel to the persistent
-    grid of n_prog programs (use_deal on tile_kv_reads' costs in the sm90 table's tiles): the
-    pairs are short, so a staging copy of K / V would be a large share of the work. The paged
-    wrapper reads the pages in place by default exactly there."""
-    cfg = prefill_config(family, *head_dims)
-    _, _, reads = tile_kv_reads(qo_lens, kv_lens, group, cfg.block_m, causal, window_left)
-    mean_tiles = float((-(-reads // cfg.block_n)).mean()) if reads.size else 0.0
+    grid of n_prog programs (use_deal on the K / V rows each tile of the dense kernel's height
+    reads, `reads` from tile_kv_reads): the pairs are short, so a staging copy of K / V would be a
+    large share of the work. The paged wrapper reads the pages in place by default exactly there."""
+    block_n = prefill_config(family, *head_dims).block_n
+    mean_tiles = float((-(-reads // block_n)).mean()) if reads.size else 0.0
     return use_deal(family, n_prog, int(reads.size) * h_kv, mean_tiles, graph, True, head_dims)
 
 
